@@ -1,0 +1,1 @@
+"""The conductor: hosts the workflow state machine in orchestration mode."""

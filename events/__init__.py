@@ -1,0 +1,42 @@
+"""The wire contract every participant shares: topics, CloudEvents, payloads, codec.
+
+Conductor, task services, the tracker and any Kafka tool meet here and nowhere
+else. Nothing in this package does I/O: it turns Kafka records into typed events
+and back (CloudEvents 1.0, Kafka binary binding) and names every topic once.
+"""
+
+from events import topics
+from events.codec import DecodeError, KafkaRecord, RawRecord, dead_letter, decode, encode
+from events.envelope import CloudEvent, new_event
+from events.payloads import (
+    ErrorInfo,
+    TaskCommand,
+    TaskFailed,
+    TaskSucceeded,
+    TaskSummary,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+    WorkflowTriggered,
+)
+
+__all__ = [
+    "CloudEvent",
+    "DecodeError",
+    "ErrorInfo",
+    "KafkaRecord",
+    "RawRecord",
+    "TaskCommand",
+    "TaskFailed",
+    "TaskSucceeded",
+    "TaskSummary",
+    "WorkflowCompleted",
+    "WorkflowFailed",
+    "WorkflowStarted",
+    "WorkflowTriggered",
+    "dead_letter",
+    "decode",
+    "encode",
+    "new_event",
+    "topics",
+]

@@ -1,0 +1,154 @@
+"""CloudEvents Kafka protocol binding, binary content mode, with orjson.
+
+Attributes travel as `ce_<name>` headers, the data as the record value, the
+content type in the `content-type` header, the workflow id as the key. Anything
+that cannot be turned back into a valid event raises `DecodeError`, which keeps
+the raw record and the reason so the consumer can dead-letter it and move on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from events import topics
+from events.envelope import JSON, SPEC_VERSION, CloudEvent
+from events.payloads import PAYLOADS
+
+Headers = list[tuple[str, bytes]]
+
+_OPTIONAL_STRING_ATTRS = ("correlationid", "causationid", "traceparent")
+_REQUIRED = ("id", "source", "type", "specversion", "time", "workflowid")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """What a producer sends: key, value and headers."""
+
+    key: bytes
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record as consumed, before decoding: enough to dead-letter it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class DecodeError(Exception):
+    """A record that is not a valid Podium CloudEvent; carries the raw record."""
+
+    def __init__(self, reason: str, raw: RawRecord) -> None:
+        super().__init__(f"{raw.topic}[{raw.partition}]@{raw.offset}: {reason}")
+        self.reason = reason
+        self.raw = raw
+
+
+def encode(event: CloudEvent) -> KafkaRecord:
+    headers: Headers = [
+        ("ce_specversion", event.specversion.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_time", event.time.isoformat().encode()),
+        ("ce_subject", event.subject.encode()),
+        ("ce_workflowid", event.workflowid.encode()),
+        ("content-type", event.datacontenttype.encode()),
+    ]
+    if event.taskid is not None:
+        headers.append(("ce_taskid", event.taskid.encode()))
+    if event.attempt is not None:
+        headers.append(("ce_attempt", str(event.attempt).encode()))
+    for name in _OPTIONAL_STRING_ATTRS:
+        value = getattr(event, name)
+        if value is not None:
+            headers.append((f"ce_{name}", value.encode()))
+    value = orjson.dumps(event.data.model_dump(mode="json"))
+    return KafkaRecord(key=event.key, value=value, headers=headers)
+
+
+def decode(raw: RawRecord) -> CloudEvent:
+    """Decode a consumed record; raise `DecodeError` naming what is wrong."""
+    attrs = _attributes(raw)
+    model = PAYLOADS.get(attrs["type"])
+    if model is None:
+        raise DecodeError(f"unknown event type {attrs['type']!r}", raw)
+    if raw.value is None:
+        raise DecodeError("record has no value (data)", raw)
+    try:
+        data = model.model_validate_json(raw.value)
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {attrs['type']} data: {_first_error(exc)}", raw) from None
+    try:
+        return CloudEvent.model_validate({**attrs, "data": data})
+    except ValidationError as exc:
+        raise DecodeError(f"invalid CloudEvent attributes: {_first_error(exc)}", raw) from None
+
+
+def _attributes(raw: RawRecord) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    content_type = JSON
+    for name, value in raw.headers:
+        try:
+            text = value.decode()
+        except (UnicodeDecodeError, AttributeError):
+            raise DecodeError(f"header {name!r} is not UTF-8", raw) from None
+        if name == "content-type":
+            content_type = text
+        elif name.startswith("ce_"):
+            attrs[name[3:]] = text
+    missing = [f"ce_{name}" for name in _REQUIRED if not attrs.get(name)]
+    if missing:
+        raise DecodeError(f"missing CloudEvents header(s): {', '.join(missing)}", raw)
+    if attrs["specversion"] != SPEC_VERSION:
+        raise DecodeError(f"unsupported specversion {attrs['specversion']!r}", raw)
+    if not content_type.startswith(JSON):
+        raise DecodeError(f"unsupported content-type {content_type!r}", raw)
+    attrs["datacontenttype"] = content_type
+    attrs.setdefault("subject", attrs["workflowid"])
+    attrs["time"] = _parse("time", attrs["time"], datetime.fromisoformat, raw)
+    if "attempt" in attrs:
+        attrs["attempt"] = _parse("attempt", attrs["attempt"], int, raw)
+    return attrs
+
+
+def _parse(name: str, text: str, parse: Callable[[str], Any], raw: RawRecord) -> Any:
+    try:
+        return parse(text)
+    except ValueError:
+        what = "RFC 3339" if name == "time" else "an integer"
+        raise DecodeError(f"ce_{name} {text!r} is not {what}", raw) from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def dead_letter(error: DecodeError) -> tuple[str, KafkaRecord]:
+    """The dead-letter record for an undecodable one: original bytes, reason in headers."""
+    raw = error.raw
+    headers: Headers = [
+        *raw.headers,
+        ("podium_dlq_reason", error.reason.encode()),
+        ("podium_dlq_topic", raw.topic.encode()),
+        ("podium_dlq_partition", str(raw.partition).encode()),
+        ("podium_dlq_offset", str(raw.offset).encode()),
+    ]
+    return topics.DEAD_LETTER, KafkaRecord(
+        key=raw.key or b"", value=raw.value or b"", headers=headers
+    )

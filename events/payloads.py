@@ -1,0 +1,116 @@
+"""Payload models, one per CloudEvent type.
+
+Every payload names its workflow definition (name and version) so any
+participant — conductor, choreography service, tracker — can find the
+definition from the event alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    #: the CloudEvent `type` this payload travels under
+    event_type: ClassVar[str]
+
+    workflow: str
+    version: int
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    message: str
+    retryable: bool = True
+
+
+class WorkflowTriggered(Payload):
+    """A request to start a workflow (published by `podium trigger`)."""
+
+    event_type: ClassVar[str] = "podium.workflow.triggered"
+    input: dict[str, Any]
+    mode: str = "orchestration"
+
+
+class WorkflowStarted(Payload):
+    event_type: ClassVar[str] = "podium.workflow.started"
+    input: dict[str, Any]
+    mode: str
+
+
+class TaskSummary(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: str
+    attempts: int
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+class _WorkflowEnded(Payload):
+    state: str
+    mode: str
+    output: Any = None
+    error: ErrorInfo | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    tasks: dict[str, TaskSummary] = {}
+
+
+class WorkflowCompleted(_WorkflowEnded):
+    event_type: ClassVar[str] = "podium.workflow.completed"
+
+
+class WorkflowFailed(_WorkflowEnded):
+    """Any terminal state but Succeeded: Failed, Compensated, Cancelled, TimedOut."""
+
+    event_type: ClassVar[str] = "podium.workflow.failed"
+
+
+class TaskCommand(Payload):
+    event_type: ClassVar[str] = "podium.task.command"
+    command_id: str
+    task_id: str
+    task_type: str
+    attempt: int
+    input: Any = None
+    idempotency_key: str
+    timeout: float | None = None
+    compensation: bool = False
+
+
+class _TaskOutcome(Payload):
+    command_id: str
+    task_id: str
+    task_type: str
+    attempt: int
+    compensation: bool = False
+
+
+class TaskSucceeded(_TaskOutcome):
+    event_type: ClassVar[str] = "podium.task.succeeded"
+    output: Any = None
+
+
+class TaskFailed(_TaskOutcome):
+    event_type: ClassVar[str] = "podium.task.failed"
+    error: ErrorInfo
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    model.event_type: model
+    for model in (
+        WorkflowTriggered,
+        WorkflowStarted,
+        WorkflowCompleted,
+        WorkflowFailed,
+        TaskCommand,
+        TaskSucceeded,
+        TaskFailed,
+    )
+}

@@ -1,0 +1,44 @@
+"""Every Kafka topic Podium uses, declared once.
+
+All topics of one deployment have the same partition count and every record is
+keyed by workflow id, so all events of one workflow share a partition number:
+one conductor (or one choreography participant) owns each workflow.
+
+- `podium.triggers`: workflow.triggered (written by `podium trigger`)
+- `podium.tasks.<type>.commands`: task.command for one task type (conductor)
+- `podium.outcomes`: task.succeeded / task.failed (task services)
+- `podium.workflows`: workflow.started / completed / failed (conductor, tracker)
+- `podium.conductor.changelog`: workflow state snapshots, compacted (conductor)
+- `podium.choreo.<service>.changelog`: join state of one service, compacted
+- `podium.dlq`: records that could not be decoded, reason in headers (any consumer)
+"""
+
+from __future__ import annotations
+
+import re
+
+TRIGGERS = "podium.triggers"
+OUTCOMES = "podium.outcomes"
+WORKFLOWS = "podium.workflows"
+CONDUCTOR_CHANGELOG = "podium.conductor.changelog"
+DEAD_LETTER = "podium.dlq"
+
+_TASK_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def commands(task_type: str) -> str:
+    """The command topic of one task type: services subscribe per type."""
+    if not _TASK_TYPE.match(task_type):
+        raise ValueError(f"task type {task_type!r} cannot name a topic")
+    return f"podium.tasks.{task_type}.commands"
+
+
+def choreography_changelog(service: str) -> str:
+    """The join-state changelog of one choreography service."""
+    if not _TASK_TYPE.match(service):
+        raise ValueError(f"service name {service!r} cannot name a topic")
+    return f"podium.choreo.{service}.changelog"
+
+
+def is_command_topic(topic: str) -> bool:
+    return topic.startswith("podium.tasks.") and topic.endswith(".commands")

@@ -1,0 +1,1 @@
+"""Task services: independent Kafka consumers that run the handlers users write."""
