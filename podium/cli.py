@@ -7,13 +7,19 @@ error.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
+import orjson
 import typer
 
-from podium.broker import EmbeddedBroker
+from podium.broker import EmbeddedBroker, bootstrap_or_embedded
+from podium.settings import Settings
 
 app = typer.Typer(
     name="podium",
@@ -49,6 +55,256 @@ def broker(
     signal.signal(signal.SIGINT, stop)
     embedded.wait()
     embedded.stop()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    print(f"podium: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def _settings(bootstrap_servers: str | None, definitions: Path | None = None) -> Settings:
+    settings = Settings()
+    updates: dict[str, Any] = {}
+    if bootstrap_servers:
+        updates["bootstrap_servers"] = bootstrap_servers
+    if definitions:
+        updates["definitions"] = definitions
+    return settings.model_copy(update=updates)
+
+
+def _json_input(text: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _fail(f"--input is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _fail("--input must be a JSON object")
+    return value
+
+
+def _catalog(settings: Settings) -> Any:
+    from workflow.catalog import Catalog
+    from workflow.loader import load_definitions
+    from workflow.validation import DefinitionError
+
+    if settings.definitions is None:
+        raise _fail("no definitions: pass --definitions PATH or set PODIUM_DEFINITIONS")
+    try:
+        return Catalog(load_definitions(settings.definitions))
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise _fail(f"{settings.definitions}: invalid definitions") from None
+    except OSError as exc:
+        raise _fail(f"cannot read definitions: {exc}") from None
+
+
+BOOTSTRAP = typer.Option(
+    None, "--bootstrap-servers", help="Kafka bootstrap servers (PODIUM_BOOTSTRAP_SERVERS)."
+)
+DEFINITIONS = typer.Option(
+    None, "--definitions", help="A definition file or a directory of them (PODIUM_DEFINITIONS)."
+)
+
+
+@app.command()
+def validate(
+    files: list[Path] = typer.Argument(..., help="Definition files (YAML or JSON)."),
+) -> None:
+    """Check workflow definitions; report every problem, each naming file and task."""
+    from workflow.loader import summary, validate_files
+
+    definitions, problems = validate_files(files)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    for path, definition in definitions.items():
+        print(summary(path, definition))
+    if any(p.severity == "error" for p in problems):
+        raise typer.Exit(2)
+
+
+@app.command()
+def service(
+    targets: list[str] = typer.Argument(..., metavar="MODULE:OBJ...", help="Task services to run."),
+    definitions: Path | None = DEFINITIONS,
+    bootstrap_servers: str | None = BOOTSTRAP,
+    concurrency: int | None = typer.Option(None, min=1, help="Handlers running at once."),
+) -> None:
+    """Run task services: consume their commands, run the handlers, publish outcomes."""
+    from podium.loading import LoadError, load_services
+    from services.worker import Worker
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    if concurrency:
+        settings = settings.model_copy(update={"concurrency": concurrency})
+    try:
+        loaded = load_services(targets)
+    except LoadError as exc:
+        raise _fail(str(exc)) from None
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        asyncio.run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded]))
+
+
+@app.command()
+def conductor(
+    definitions: Path | None = DEFINITIONS,
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Run a conductor: drive orchestrated workflows from triggers and outcomes."""
+    from conductor.conductor import Conductor
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    catalog = _catalog(settings)
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        asyncio.run(_serve(lambda: [Conductor(catalog, bootstrap, settings)]))
+
+
+async def _serve(build: Any) -> None:
+    """Run components until SIGTERM/SIGINT, then stop them cleanly."""
+    parts = build()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: [part.stop() for part in parts])
+    tasks = [asyncio.create_task(part.run()) for part in parts]
+
+    async def announce() -> None:
+        await asyncio.gather(*(part.ready.wait() for part in parts))
+        print("podium: ready", file=sys.stderr, flush=True)
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        announcer.cancel()
+
+
+@app.command()
+def trigger(
+    name: str = typer.Argument(..., help="Workflow name."),
+    input: str = typer.Option("{}", "--input", help="Workflow input, a JSON object."),
+    version: int | None = typer.Option(None, "--version", help="Definition version (latest)."),
+    workflow_id: str | None = typer.Option(None, "--id", help="Workflow id (default: random)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the workflow to its end."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to wait."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    mode: str = typer.Option("orchestration", "--mode", help="orchestration or choreography."),
+    definitions: Path | None = DEFINITIONS,
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Publish a trigger event (input validated first) and print the workflow id."""
+    from podium.client import Client, InputRejected, prepare_topics, result_json
+    from workflow.catalog import UnknownWorkflow
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    catalog = _catalog(settings)
+    payload = _json_input(input)
+    try:
+        definition = catalog.get(name, version)
+    except UnknownWorkflow as exc:
+        raise _fail(str(exc)) from None
+    problems = definition.input_errors(payload)
+    if problems:
+        raise _fail(f"input rejected for {name} v{definition.version}: {'; '.join(problems)}")
+
+    async def go(bootstrap: str) -> int:
+        await prepare_topics(bootstrap, settings, catalog.task_types)
+        async with Client(bootstrap, settings) as client:
+            try:
+                wid = await client.trigger(definition, payload, workflow_id=workflow_id, mode=mode)
+            except InputRejected as exc:
+                raise _fail(f"input rejected: {exc}") from None
+            if not wait:
+                print(wid)
+                return 0
+            if not as_json:
+                print(wid, flush=True)
+            try:
+                ended = await asyncio.wait_for(client.expect(wid), timeout)
+            except TimeoutError:
+                raise _fail(f"workflow {wid} did not end within {timeout}s", 1) from None
+        _print_result(result_json(wid, ended), as_json)
+        return 0 if ended.state == "Succeeded" else 1
+
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        code = asyncio.run(go(bootstrap))
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    definition_file: Path = typer.Argument(..., metavar="DEFINITION", help="A definition file."),
+    services: list[str] = typer.Option(..., "--services", help="MODULE:OBJ task services."),
+    input: str = typer.Option("{}", "--input", help="Workflow input, a JSON object."),
+    mode: str = typer.Option("orchestration", "--mode", help="orchestration or choreography."),
+    workflow_id: str | None = typer.Option(None, "--id", help="Workflow id (default: random)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to wait."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """One shot: start services and conductor, run one workflow, stop everything."""
+    from podium.client import InputRejected, result_json
+    from podium.live import LiveView
+    from podium.loading import LoadError, load_services
+    from podium.oneshot import run_once
+    from workflow.loader import load_definition
+    from workflow.validation import DefinitionError
+
+    configure_logging()
+    if mode not in ("orchestration", "choreography"):
+        raise _fail(f"--mode must be orchestration or choreography, not {mode!r}")
+    settings = _settings(bootstrap_servers)
+    try:
+        definition = load_definition(definition_file)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise _fail(f"{definition_file}: invalid definition") from None
+    except OSError as exc:
+        raise _fail(f"cannot read {definition_file}: {exc}") from None
+    payload = _json_input(input)
+    problems = definition.input_errors(payload)
+    if problems:
+        raise _fail(f"input rejected for {definition.name}: {'; '.join(problems)}")
+    try:
+        loaded = load_services(services)
+    except LoadError as exc:
+        raise _fail(str(exc)) from None
+
+    view = None if as_json else LiveView(definition)
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        try:
+            with view if view is not None else contextlib.nullcontext():
+                wid, ended = asyncio.run(
+                    run_once(
+                        definition,
+                        loaded,
+                        payload,
+                        bootstrap_servers=bootstrap,
+                        settings=settings,
+                        workflow_id=workflow_id,
+                        timeout=timeout,
+                        mode=mode,
+                        on_state=view.update if view is not None else None,
+                    )
+                )
+        except (LookupError, InputRejected) as exc:
+            raise _fail(str(exc)) from None
+        except TimeoutError:
+            raise _fail(f"the workflow did not end within {timeout}s", 1) from None
+    _print_result(result_json(wid, ended), as_json)
+    raise typer.Exit(0 if ended.state == "Succeeded" else 1)
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
+    from podium.live import print_result
+
+    print_result(result)
 
 
 def configure_logging(verbose: bool = False) -> None:

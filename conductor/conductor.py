@@ -1,0 +1,378 @@
+"""The conductor: the Kafka shell around the pure state machine.
+
+    getmany(triggers, outcomes)                       one batch
+      -> decode (undecodable or unknown -> dead-letter topic)
+      -> decide(definition, state, event, now)        pure, per event
+      -> fire the timers that are due                 retry backoff, timeouts
+      -> send: one changelog snapshot per changed workflow, every command,
+               workflow lifecycle events              all unawaited
+      -> wait for every ack, then commit the batch's offsets
+
+State lives in memory per owned partition and in the compacted, co-partitioned
+changelog; on assignment the conductor restores its partitions from there and
+re-issues the commands of tasks still Running (their command ids are
+deterministic, so services answer redeliveries from their recorded outcomes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from conductor.wire import command_event, core_outcome, finished_event, started_event
+from events import (
+    CloudEvent,
+    DecodeError,
+    KafkaRecord,
+    TaskFailed,
+    TaskSucceeded,
+    WorkflowTriggered,
+    dead_letter,
+    decode,
+    encode,
+    topics,
+)
+from podium.changelog import read_partitions
+from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
+from podium.settings import Settings
+from workflow import machine
+from workflow.catalog import Catalog, UnknownWorkflow
+from workflow.definition import Definition
+from workflow.machine import WorkflowState
+from workflow.states import TERMINAL, TaskStatus
+
+log = logging.getLogger("podium.conductor")
+
+SOURCE = "podium/conductor"
+MODE = "orchestration"
+GROUP = "podium.conductor"
+#: how long after its end a finished workflow's completion is re-announced on restore
+REANNOUNCE_WINDOW_S = 60.0
+
+
+def seed_of(workflow_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(workflow_id.encode(), digest_size=8).digest(), "big")
+
+
+class Rejected(Exception):
+    """A decodable event the conductor cannot act on; it goes to the dead-letter topic."""
+
+
+class Conductor:
+    def __init__(
+        self,
+        catalog: Catalog,
+        bootstrap_servers: str,
+        settings: Settings,
+        *,
+        on_state: Callable[[WorkflowState], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        #: called with every new state (the live view of `podium run`)
+        self.on_state = on_state
+        self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        #: workflow id -> (partition, state) for the partitions this conductor owns
+        self._workflows: dict[str, tuple[int, WorkflowState]] = {}
+        #: (due, workflow id, timer id) for the owned workflows
+        self._timers: list[tuple[float, str, str]] = []
+        self._owned: set[int] = set()
+        self._producer = make_producer(bootstrap_servers)
+        # range assignment gives one member the same partition number of every input
+        # topic (co-partitioning), as Kafka Streams requires
+        self._consumer = make_consumer(
+            bootstrap_servers,
+            group_id=GROUP,
+            settings=settings.consumer,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        # what one batch caused, sent together and acknowledged before the commit
+        self._outbox: list[tuple[str, int | None, KafkaRecord]] = []
+        self._changed: dict[str, int] = {}
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await ensure_topics(
+            self.bootstrap_servers,
+            [
+                topics.TRIGGERS,
+                topics.OUTCOMES,
+                topics.WORKFLOWS,
+                topics.CONDUCTOR_CHANGELOG,
+                topics.DEAD_LETTER,
+                *(topics.commands(t) for t in self.catalog.task_types),
+            ],
+            self.settings.partitions,
+        )
+        self._consumer.subscribe([topics.TRIGGERS, topics.OUTCOMES], listener=_Listener(self))
+        await self._producer.start()
+        await self._consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms())
+                await self._process(batch)
+        finally:
+            await self._consumer.stop()
+            await self._producer.stop()
+            log.info("conductor stopped")
+
+    def _poll_timeout_ms(self) -> int:
+        if not self._timers:
+            return 100
+        wait = self._timers[0][0] - time.time()
+        return max(0, min(100, int(wait * 1000)))
+
+    async def _process(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        now = time.time()
+        for records in batch.values():
+            for record in records:
+                self._handle(record, now)
+        self._fire_timers(now)
+        if not self._outbox and not batch:
+            return
+        await self._flush()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                log.warning("commit failed (%s); the batch will be redelivered", exc)
+
+    # -- one record ---------------------------------------------------------------
+
+    def _handle(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
+        raw = raw_record(record)
+        try:
+            event = decode(raw)
+            self._route(record.partition, event, now)
+        except DecodeError as error:
+            self._dead_letter(error)
+        except (Rejected, UnknownWorkflow) as exc:
+            self._dead_letter(DecodeError(str(exc), raw))
+
+    def _route(self, partition: int, event: CloudEvent, now: float) -> None:
+        data = event.data
+        workflow_id = event.workflowid
+        if isinstance(data, WorkflowTriggered):
+            if workflow_id in self._workflows:
+                return  # the same trigger again: a workflow id starts once
+            definition = self.catalog.get(data.workflow, data.version)
+            problems = definition.input_errors(data.input)
+            if problems:
+                raise Rejected(f"input rejected: {'; '.join(problems)}")
+            start = machine.Started(
+                workflow_id=workflow_id, input=data.input, seed=seed_of(workflow_id)
+            )
+            self._decide(partition, workflow_id, definition, None, start, now)
+            self._emit(
+                topics.WORKFLOWS, partition, encode(started_event(data, workflow_id, event, SOURCE))
+            )
+        elif isinstance(data, TaskSucceeded | TaskFailed):
+            owned = self._workflows.get(workflow_id)
+            if owned is None:
+                return  # an outcome of a workflow this conductor never started, or evicted
+            _, state = owned
+            definition = self.catalog.get(state.name, state.version)
+            self._decide(partition, workflow_id, definition, state, core_outcome(data), now)
+        # other event types on these topics are not the conductor's business
+
+    def _fire_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _, workflow_id, timer_id = heapq.heappop(self._timers)
+            owned = self._workflows.get(workflow_id)
+            if owned is None:
+                continue
+            partition, state = owned
+            if timer_id not in state.timers:
+                continue  # cancelled or already fired
+            definition = self.catalog.get(state.name, state.version)
+            self._decide(
+                partition,
+                workflow_id,
+                definition,
+                state,
+                machine.TimerFired(timer_id=timer_id),
+                now,
+            )
+
+    def _decide(
+        self,
+        partition: int,
+        workflow_id: str,
+        definition: Any,
+        state: WorkflowState | None,
+        event: Any,
+        now: float,
+    ) -> None:
+        new_state, commands = machine.decide(definition, state, event, now)
+        if new_state is state:
+            return
+        self._workflows[workflow_id] = (partition, new_state)
+        self._changed[workflow_id] = partition
+        if self.on_state is not None:
+            self.on_state(new_state)
+        for command in commands:
+            self._execute(partition, workflow_id, new_state, command)
+
+    def _execute(
+        self, partition: int, workflow_id: str, state: WorkflowState, command: Any
+    ) -> None:
+        if isinstance(command, machine.RunTask):
+            record = encode(command_event(state, command, SOURCE))
+            self._emit(topics.commands(command.task_type), partition, record)
+        elif isinstance(command, machine.ScheduleTimer):
+            heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
+        elif isinstance(command, machine.WorkflowFinished):
+            self._emit(topics.WORKFLOWS, partition, encode(finished_event(state, SOURCE, MODE)))
+
+    # -- output -------------------------------------------------------------------
+
+    def _emit(self, topic: str, partition: int | None, record: KafkaRecord) -> None:
+        self._outbox.append((topic, partition, record))
+
+    def _dead_letter(self, error: DecodeError) -> None:
+        log.warning("dead-lettering %s", error)
+        topic, record = dead_letter(error)
+        self._emit(topic, None, record)
+
+    async def _flush(self) -> None:
+        """Send the batch's changelog snapshots and outbox, and wait for every ack."""
+        futures = []
+        for workflow_id, partition in self._changed.items():
+            _, state = self._workflows[workflow_id]
+            snapshot = KafkaRecord(
+                key=workflow_id.encode(), value=orjson.dumps(state.model_dump(mode="json"))
+            )
+            futures.append(await self._send(topics.CONDUCTOR_CHANGELOG, partition, snapshot))
+        for topic, partition, record in self._outbox:
+            futures.append(await self._send(topic, partition, record))
+        self._changed.clear()
+        self._outbox.clear()
+        await asyncio.gather(*futures)
+
+    async def _send(
+        self, topic: str, partition: int | None, record: KafkaRecord
+    ) -> asyncio.Future[Any]:
+        # co-partitioning: the same partition number as the input the workflow lives on
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value=record.value, key=record.key, headers=record.headers, partition=partition
+        )
+        return future
+
+    # -- partition ownership ------------------------------------------------------
+
+    async def restore(self, partitions: set[int]) -> None:
+        """Rebuild the state of newly assigned partitions from the changelog."""
+        new = partitions - self._owned
+        if not new:
+            return
+        started = time.monotonic()
+        restored: dict[str, tuple[int, WorkflowState]] = {}
+        async for record in read_partitions(
+            self.bootstrap_servers, topics.CONDUCTOR_CHANGELOG, new, self.settings.consumer
+        ):
+            if record.key is None or record.value is None:
+                continue
+            try:
+                state = WorkflowState.model_validate_json(record.value)
+            except ValueError:
+                log.error("unreadable changelog record at %s@%d", record.partition, record.offset)
+                continue
+            restored[record.key.decode()] = (record.partition, state)
+        self._owned |= new
+        self._workflows.update(restored)
+        now = time.time()
+        for workflow_id, (partition, state) in restored.items():
+            self._resume(partition, workflow_id, state, now)
+        log.info(
+            "restored %d workflow(s) of partitions %s in %.0f ms",
+            len(restored),
+            sorted(new),
+            (time.monotonic() - started) * 1000,
+        )
+        await self._flush()
+
+    def _resume(self, partition: int, workflow_id: str, state: WorkflowState, now: float) -> None:
+        """Re-arm timers and re-issue in-flight commands of a restored workflow."""
+        if state.status in TERMINAL:
+            if state.ended_at is not None and now - state.ended_at < REANNOUNCE_WINDOW_S:
+                self._emit(topics.WORKFLOWS, partition, encode(finished_event(state, SOURCE, MODE)))
+            return
+        for timer_id, timer in state.timers.items():
+            heapq.heappush(self._timers, (timer.due, workflow_id, timer_id))
+        for command in in_flight(self.catalog.get(state.name, state.version), state):
+            record = encode(command_event(state, command, SOURCE))
+            self._emit(topics.commands(command.task_type), partition, record)
+
+    def revoke(self, partitions: set[int]) -> None:
+        self._owned -= partitions
+        for workflow_id in [w for w, (p, _) in self._workflows.items() if p in partitions]:
+            del self._workflows[workflow_id]
+        self._timers = [t for t in self._timers if t[1] in self._workflows]
+        heapq.heapify(self._timers)
+
+
+def in_flight(definition: Definition, state: WorkflowState) -> list[machine.RunTask]:
+    """The commands of the attempts a restored workflow still has running.
+
+    The changelog may hold a state whose commands never reached the broker (a crash
+    between the two sends), so a restored conductor issues them again; the command
+    ids are the same, so a service that already ran one answers from its record.
+    """
+    last_input: dict[tuple[str, bool], object] = {}
+    for entry in state.history:
+        if entry.task_id is not None and entry.to_state == TaskStatus.RUNNING:
+            last_input[(entry.task_id, entry.compensation)] = entry.input
+    commands = []
+    running = [(tid, t, False) for tid, t in state.tasks.items()]
+    running += [(tid, t, True) for tid, t in state.compensations.items()]
+    for task_id, task, compensation in running:
+        if task.status != TaskStatus.RUNNING:
+            continue
+        spec = definition.task(task_id)
+        step = spec.compensate if compensation else spec
+        assert step is not None
+        suffix = ":compensate" if compensation else ""
+        commands.append(
+            machine.RunTask(
+                command_id=f"{state.workflow_id}:{task_id}{suffix}:{task.attempts}",
+                workflow_id=state.workflow_id,
+                task_id=task_id,
+                task_type=step.type,
+                attempt=task.attempts,
+                input=last_input.get((task_id, compensation)),
+                idempotency_key=f"{state.workflow_id}:{task_id}{suffix}",
+                timeout=step.timeout,
+                compensation=compensation,
+            )
+        )
+    return commands
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, conductor: Conductor) -> None:
+        self.conductor = conductor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.conductor.revoke({tp.partition for tp in revoked if tp.topic == topics.TRIGGERS})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.conductor.restore({tp.partition for tp in assigned})
+        self.conductor.ready.set()

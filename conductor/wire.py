@@ -1,0 +1,129 @@
+"""Core commands and states turned into wire events (and back).
+
+The tracker builds the same workflow events from the same states, so the shape
+of a finished workflow is defined once, here... in `events` terms.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from events import (
+    CloudEvent,
+    ErrorInfo,
+    TaskCommand,
+    TaskFailed,
+    TaskSucceeded,
+    TaskSummary,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+    WorkflowTriggered,
+    new_event,
+)
+from workflow import machine
+from workflow.machine import WorkflowState
+from workflow.states import WorkflowStatus
+
+
+def command_event(state: WorkflowState, command: machine.RunTask, source: str) -> CloudEvent:
+    payload = TaskCommand.model_construct(
+        workflow=state.name,
+        version=state.version,
+        command_id=command.command_id,
+        task_id=command.task_id,
+        task_type=command.task_type,
+        attempt=command.attempt,
+        input=command.input,
+        idempotency_key=command.idempotency_key,
+        timeout=command.timeout,
+        compensation=command.compensation,
+    )
+    return new_event(
+        payload,
+        source=source,
+        workflow_id=state.workflow_id,
+        id=command.command_id,
+        task_id=command.task_id,
+        attempt=command.attempt,
+    )
+
+
+def started_event(
+    trigger: WorkflowTriggered, workflow_id: str, cause: CloudEvent, source: str
+) -> CloudEvent:
+    payload = WorkflowStarted(
+        workflow=trigger.workflow,
+        version=trigger.version,
+        input=trigger.input,
+        mode=trigger.mode,
+    )
+    return new_event(
+        payload,
+        source=source,
+        workflow_id=workflow_id,
+        id=f"{workflow_id}:started",
+        causation_id=cause.id,
+        correlation_id=cause.correlationid,
+        traceparent=cause.traceparent,
+    )
+
+
+def finished_event(state: WorkflowState, source: str, mode: str) -> CloudEvent:
+    model = WorkflowCompleted if state.status == WorkflowStatus.SUCCEEDED else WorkflowFailed
+    payload = model(
+        workflow=state.name,
+        version=state.version,
+        state=str(state.status),
+        mode=mode,
+        output=state.output,
+        error=_error(state.error),
+        started_at=_iso(state.started_at),
+        ended_at=_iso(state.ended_at),
+        tasks={
+            task_id: TaskSummary(
+                state=str(task.status),
+                attempts=task.attempts,
+                output=task.output,
+                error=_error(task.error),
+            )
+            for task_id, task in state.tasks.items()
+        },
+    )
+    return new_event(
+        payload, source=source, workflow_id=state.workflow_id, id=f"{state.workflow_id}:finished"
+    )
+
+
+def core_outcome(data: TaskSucceeded | TaskFailed) -> machine.TaskSucceeded | machine.TaskFailed:
+    """A task outcome event as the state machine's input."""
+    if isinstance(data, TaskSucceeded):
+        return machine.TaskSucceeded(
+            task_id=data.task_id,
+            attempt=data.attempt,
+            output=data.output,
+            compensation=data.compensation,
+        )
+    return machine.TaskFailed(
+        task_id=data.task_id,
+        attempt=data.attempt,
+        error_type=data.error.type,
+        message=data.error.message,
+        retryable=data.error.retryable,
+        compensation=data.compensation,
+    )
+
+
+def _error(error: dict[str, Any] | None) -> ErrorInfo | None:
+    if not error:
+        return None
+    return ErrorInfo(
+        type=str(error.get("type", "Error")),
+        message=str(error.get("message", "")),
+        retryable=bool(error.get("retryable", False)),
+    )
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()

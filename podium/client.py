@@ -1,0 +1,166 @@
+"""Starting workflows and following them to their end, over Kafka.
+
+`Watcher` reads the workflow lifecycle topic from its end and resolves one
+future per awaited workflow id; start it before triggering so no completion is
+missed. tansu's end offsets can be too small after batched produces, which only
+means older records are read again: they are filtered by workflow id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from events import (
+    DecodeError,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowTriggered,
+    decode,
+    encode,
+    new_event,
+    topics,
+)
+from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
+from podium.settings import Settings
+from workflow.definition import Definition
+
+log = logging.getLogger("podium.client")
+
+Ended = WorkflowCompleted | WorkflowFailed
+
+
+class InputRejected(ValueError):
+    """A trigger whose input does not match the definition's input schema."""
+
+
+def result_json(workflow_id: str, ended: Ended) -> dict[str, Any]:
+    """The one JSON object `podium run --json` and `trigger --wait --json` print."""
+    return {
+        "workflow_id": workflow_id,
+        "workflow": ended.workflow,
+        "version": ended.version,
+        "mode": ended.mode,
+        "state": ended.state,
+        "output": ended.output,
+        "error": ended.error.model_dump() if ended.error else None,
+        "started_at": ended.started_at,
+        "ended_at": ended.ended_at,
+        "tasks": {
+            task_id: {
+                "state": task.state,
+                "attempts": task.attempts,
+                "output": task.output,
+                "error": task.error.model_dump() if task.error else None,
+            }
+            for task_id, task in ended.tasks.items()
+        },
+    }
+
+
+async def prepare_topics(bootstrap_servers: str, settings: Settings, task_types: set[str]) -> None:
+    await ensure_topics(
+        bootstrap_servers,
+        [
+            topics.TRIGGERS,
+            topics.OUTCOMES,
+            topics.WORKFLOWS,
+            topics.DEAD_LETTER,
+            *(topics.commands(t) for t in task_types),
+        ],
+        settings.partitions,
+    )
+
+
+class Client:
+    """Publishes triggers and awaits workflow ends."""
+
+    def __init__(self, bootstrap_servers: str, settings: Settings) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
+        self._producer = make_producer(bootstrap_servers)
+        self._consumer = make_consumer(bootstrap_servers, group_id=None, settings=settings.consumer)
+        self._waiting: dict[str, asyncio.Future[Ended]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Client:
+        await self._producer.start()
+        await self._consumer.start()
+        partitions = await self._partitions(topics.WORKFLOWS)
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the lazy "end" position now, before any trigger
+            await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def _partitions(self, topic: str) -> list[TopicPartition]:
+        for _ in range(50):
+            found = self._consumer.partitions_for_topic(topic)
+            if found:
+                return [TopicPartition(topic, p) for p in sorted(found)]
+            await self._consumer._client.force_metadata_update()
+        raise RuntimeError(f"topic {topic} has no partitions")
+
+    def expect(self, workflow_id: str) -> asyncio.Future[Ended]:
+        future = self._waiting.get(workflow_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[workflow_id] = future
+        return future
+
+    async def trigger(
+        self,
+        definition: Definition,
+        input: dict[str, Any],
+        *,
+        workflow_id: str | None = None,
+        mode: str = "orchestration",
+        wait: bool = True,
+    ) -> str:
+        """Validate the input, publish the trigger; with `wait`, until the broker acks it."""
+        problems = definition.input_errors(input)
+        if problems:
+            raise InputRejected("; ".join(problems))
+        workflow_id = workflow_id or uuid.uuid4().hex
+        self.expect(workflow_id)
+        payload = WorkflowTriggered(
+            workflow=definition.name, version=definition.version, input=input, mode=mode
+        )
+        event = new_event(payload, source="podium/client", workflow_id=workflow_id)
+        ack = await send(self._producer, topics.TRIGGERS, encode(event))
+        if wait:
+            await ack
+        return workflow_id
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                for record in records:
+                    future = self._waiting.get(record.key.decode() if record.key else "")
+                    if future is None or future.done():
+                        continue
+                    try:
+                        event = decode(raw_record(record))
+                    except DecodeError as error:
+                        log.debug("ignoring %s", error)
+                        continue
+                    if isinstance(event.data, WorkflowCompleted | WorkflowFailed):
+                        future.set_result(event.data)

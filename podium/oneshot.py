@@ -1,0 +1,92 @@
+"""`podium run`: everything for one workflow in one process, then stop it all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from conductor.conductor import Conductor
+from podium.client import Client, Ended, prepare_topics
+from podium.settings import Settings
+from services.service import TaskService
+from services.worker import Worker
+from workflow.catalog import Catalog
+from workflow.definition import Definition
+from workflow.machine import WorkflowState
+
+log = logging.getLogger("podium.run")
+
+OnState = Callable[[WorkflowState], None]
+
+
+async def run_once(
+    definition: Definition,
+    services: list[TaskService],
+    input: dict[str, Any],
+    *,
+    bootstrap_servers: str,
+    settings: Settings,
+    workflow_id: str | None = None,
+    timeout: float | None = None,
+    mode: str = "orchestration",
+    on_state: OnState | None = None,
+) -> tuple[str, Ended]:
+    if mode != "orchestration":
+        raise LookupError(f"mode {mode!r} is not available yet")
+    catalog = Catalog([definition])
+    missing = catalog.task_types - {t for s in services for t in s.task_types}
+    if missing:
+        raise LookupError(f"no service handles task type(s): {', '.join(sorted(missing))}")
+    await prepare_topics(bootstrap_servers, settings, catalog.task_types)
+    workers = [Worker(service, bootstrap_servers, settings) for service in services]
+    conductor = Conductor(catalog, bootstrap_servers, settings, on_state=on_state)
+    parts: list[Any] = [*workers, conductor]
+    async with _running(parts) as tasks:
+        await _all_ready(parts, tasks)
+        async with Client(bootstrap_servers, settings) as client:
+            workflow_id = await client.trigger(definition, input, workflow_id=workflow_id)
+            ended = await _unless_crashed(client.expect(workflow_id), tasks, timeout)
+    return workflow_id, ended
+
+
+@contextlib.asynccontextmanager
+async def _running(parts: list[Any]):  # type: ignore[no-untyped-def]
+    tasks = [asyncio.create_task(part.run()) for part in parts]
+    try:
+        yield tasks
+    finally:
+        for part in parts:
+            part.stop()
+        for part, outcome in zip(parts, await asyncio.gather(*tasks, return_exceptions=True)):
+            if isinstance(outcome, BaseException):
+                log.error("%s crashed", type(part).__name__, exc_info=outcome)
+
+
+async def _unless_crashed(
+    awaited: asyncio.Future[Ended], tasks: list[asyncio.Task[None]], timeout: float | None
+) -> Ended:
+    """Await `awaited`, but raise at once if a component stops first."""
+    done, _ = await asyncio.wait(
+        [awaited, *tasks], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+    )
+    if awaited in done:
+        return awaited.result()
+    for task in done:
+        task.result()
+        raise RuntimeError("a component stopped before the workflow ended")
+    raise TimeoutError
+
+
+async def _all_ready(parts: list[Any], tasks: list[asyncio.Task[None]]) -> None:
+    """Wait until every part has its partitions; fail fast if one of them crashed."""
+    ready = [asyncio.create_task(part.ready.wait()) for part in parts]
+    pending: set[asyncio.Future[Any]] = {*ready, *tasks}
+    while any(not r.done() for r in ready):
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for finished in done:
+            if finished in tasks:
+                finished.result()  # raises what crashed it
+                raise RuntimeError("a component stopped before it was ready")

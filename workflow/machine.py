@@ -1,0 +1,936 @@
+"""The workflow state machine: ``decide(definition, state, event, now) -> (state, commands)``.
+
+Sans-I/O: events in, commands out, immutable state. Time (``now``, epoch
+seconds) and the seed for retry jitter are passed in, so replaying the same
+events gives the same states and commands. The conductor, the passive tracker
+and the tests all run this one function.
+
+Events: ``Started``, ``TaskSucceeded``, ``TaskFailed``, ``TimerFired``,
+``CancelRequested``. Commands: ``RunTask`` (``compensation=True`` for a
+compensation), ``ScheduleTimer``, ``WorkflowFinished``.
+
+Ids are deterministic: command ``{wf}:{task}:{attempt}`` (compensations
+``{wf}:{task}:compensate:{attempt}``), idempotency key ``{wf}:{task}`` (stable
+across attempts; ``{wf}:{task}:compensate``), timers ``{wf}:timeout``,
+``{wf}:{task}:retry:{attempt}`` and ``{wf}:{task}:timeout:{attempt}``.
+Timers are never cancelled by a command: a timer that no longer matters is
+dropped from ``state.timers``, and a ``TimerFired`` for an id not in
+``state.timers`` is ignored (the shell may forget such timers).
+
+Rules (issue 11):
+
+- fan-out / fan-in: every task whose observed upstream tasks are resolved
+  (Succeeded or Skipped) is evaluated at once; ``when`` false or, with
+  ``skip_if_upstream_skipped``, a Skipped dependency makes it Skipped.
+- an expression error in ``when`` or the input: the task Fails, not
+  retryable, error type ``ExpressionError``.
+- a retryable failure with attempts left: Retrying plus a backoff timer; its
+  firing starts the next attempt. Otherwise the task Fails.
+- an attempt timeout fails that attempt (retryable, error type ``Timeout``).
+- outcomes of an attempt other than the current one, duplicates, and outcomes
+  arriving after the workflow left Running are ignored (compensation outcomes
+  are accepted while Compensating).
+- a Failed task: ``on_failure: fail`` -> workflow Failed; ``compensate`` ->
+  Compensating, compensations of Succeeded tasks run one at a time in reverse
+  completion order (each with its own retry policy), then Compensated — or
+  Failed if a compensation fails for good. Tasks still running are not
+  awaited. With nothing to compensate the workflow goes straight through
+  Compensating to Compensated.
+- the workflow timeout (while Running or Compensating) -> TimedOut; cancel ->
+  Cancelled (no compensation). Task states are left as they were.
+- ``WorkflowFinished`` is emitted exactly once, on entering a terminal state;
+  any later event returns the state unchanged and no commands.
+
+Observe-only use (the tracker): in choreography, services retry by
+themselves and publish each attempt's outcome; the tracker does not fire
+retry timers. So an outcome for attempt N+1 arriving while the task is
+Retrying after attempt N is taken as "attempt N+1 started" (a Retrying ->
+Running entry with no command), then applied. The conductor never sees this
+case: it only starts attempt N+1 itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from heapq import heappop, heappush
+from typing import Annotated, Any, Literal, overload
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .choreography import (
+    Abort,
+    Fail,
+    Ready,
+    Skip,
+    compensation_order,
+    readiness,
+    render_compensation_input,
+    render_input,
+    render_output,
+)
+from .definition import Definition, RetryPolicy
+from .expressions import ExpressionError, Outcome
+from .states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
+
+__all__ = [
+    "TERMINAL",
+    "CancelRequested",
+    "Command",
+    "Event",
+    "HistoryEntry",
+    "RunTask",
+    "ScheduleTimer",
+    "Started",
+    "TaskFailed",
+    "TaskState",
+    "TaskStatus",
+    "TaskSucceeded",
+    "Timer",
+    "TimerFired",
+    "WorkflowFinished",
+    "WorkflowState",
+    "WorkflowStatus",
+    "command_adapter",
+    "decide",
+    "event_adapter",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- events ------------------------------------------------------------------
+
+
+class Started(_Frozen):
+    kind: Literal["started"] = "started"
+    workflow_id: str
+    input: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class TaskSucceeded(_Frozen):
+    kind: Literal["task_succeeded"] = "task_succeeded"
+    task_id: str
+    attempt: int
+    output: Any = None
+    compensation: bool = False
+
+
+class TaskFailed(_Frozen):
+    kind: Literal["task_failed"] = "task_failed"
+    task_id: str
+    attempt: int
+    error_type: str
+    message: str
+    retryable: bool = True
+    compensation: bool = False
+
+
+class TimerFired(_Frozen):
+    kind: Literal["timer_fired"] = "timer_fired"
+    timer_id: str
+
+
+class CancelRequested(_Frozen):
+    kind: Literal["cancel_requested"] = "cancel_requested"
+    reason: str = ""
+
+
+Event = Annotated[
+    Started | TaskSucceeded | TaskFailed | TimerFired | CancelRequested, Field(discriminator="kind")
+]
+
+# -- commands ----------------------------------------------------------------
+
+TimerPurpose = Literal["retry", "attempt_timeout", "workflow_timeout"]
+
+
+class RunTask(_Frozen):
+    kind: Literal["run_task"] = "run_task"
+    command_id: str
+    workflow_id: str = ""
+    task_id: str
+    task_type: str
+    attempt: int
+    input: Any = None
+    idempotency_key: str
+    timeout: float | None = None
+    compensation: bool = False
+
+
+class ScheduleTimer(_Frozen):
+    kind: Literal["schedule_timer"] = "schedule_timer"
+    timer_id: str
+    workflow_id: str = ""
+    due: float
+    purpose: TimerPurpose
+    task_id: str | None = None
+    attempt: int | None = None
+    compensation: bool = False
+
+
+class WorkflowFinished(_Frozen):
+    kind: Literal["workflow_finished"] = "workflow_finished"
+    workflow_id: str = ""
+    status: WorkflowStatus
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+Command = Annotated[RunTask | ScheduleTimer | WorkflowFinished, Field(discriminator="kind")]
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
+
+# -- state -------------------------------------------------------------------
+
+
+class TaskState(_Frozen):
+    status: TaskStatus = TaskStatus.PENDING
+    attempts: int = 0  # the current (or last) attempt number; 0 = never started
+    output: Any = None
+    error: dict[str, Any] | None = None  # {type, message, retryable}
+    started_at: float | None = None  # first attempt
+    ended_at: float | None = None
+
+
+class Timer(_Frozen):
+    due: float
+    purpose: TimerPurpose
+    task_id: str | None = None
+    attempt: int | None = None  # retry: the attempt it starts; attempt_timeout: the attempt it ends
+    compensation: bool = False
+
+
+class HistoryEntry(_Frozen):
+    """One transition; ``task_id`` None is a workflow-level transition."""
+
+    time: float
+    task_id: str | None = None
+    from_state: str | None = None
+    to_state: str
+    attempt: int | None = None
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    compensation: bool = False
+    reason: str | None = None
+
+
+class WorkflowState(_Frozen):
+    workflow_id: str
+    name: str
+    version: int
+    status: WorkflowStatus
+    input: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    error: dict[str, Any] | None = None
+    started_at: float
+    ended_at: float | None = None
+    seed: int = 0
+    tasks: dict[str, TaskState] = Field(default_factory=dict)
+    timers: dict[str, Timer] = Field(default_factory=dict)
+    completed: tuple[str, ...] = ()  # Succeeded task ids in completion order
+    compensations: dict[str, TaskState] = Field(default_factory=dict)
+    compensation_queue: tuple[
+        str, ...
+    ] = ()  # still to compensate; the first is the one in progress
+    history: tuple[HistoryEntry, ...] = ()
+
+
+# -- decide ------------------------------------------------------------------
+
+
+@overload
+def decide(
+    definition: Definition, state: WorkflowState, event: Event, now: float
+) -> tuple[WorkflowState, list[Command]]: ...
+@overload
+def decide(
+    definition: Definition, state: None, event: Event, now: float
+) -> tuple[WorkflowState | None, list[Command]]: ...
+def decide(
+    definition: Definition, state: WorkflowState | None, event: Event, now: float
+) -> tuple[WorkflowState | None, list[Command]]:
+    """Apply one event; return the new state and the commands to carry out."""
+    if isinstance(event, Started):
+        if state is not None:
+            return state, []
+        return _start(definition, event, now)
+    if state is None or state.status in TERMINAL:
+        return state, []
+    step = _Step(definition, state, now)
+    if _HANDLERS[type(event)](step, event):
+        return step.result()
+    return state, []
+
+
+_Tasks = dict[str, TaskState]
+
+
+class _Upstream(Mapping[str, Outcome]):
+    """The tasks of a state seen as ``{task id: (state, output)}`` for the join rule."""
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self, tasks: _Tasks) -> None:
+        self._tasks = tasks
+
+    def __getitem__(self, key: str) -> Outcome:
+        task = self._tasks[key]
+        return (task.status, task.output)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        task = self._tasks.get(key)
+        return default if task is None else (task.status, task.output)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+_new_task = TaskState.model_construct
+_entry = HistoryEntry.model_construct
+
+
+class _Step:
+    """Mutable scratch space for one decision; ``result()`` freezes it into a new state."""
+
+    def __init__(self, definition: Definition, state: WorkflowState, now: float) -> None:
+        self.definition = definition
+        self.plan = definition.plan
+        self.state = state
+        self.now = now
+        self.wf = state.workflow_id
+        self.status = state.status
+        self.tasks: _Tasks = dict(state.tasks)
+        self.timers = dict(state.timers)
+        self.completed = state.completed
+        self.compensations = state.compensations
+        self.queue = state.compensation_queue
+        self.history: list[HistoryEntry] = []
+        self.commands: list[Command] = []
+        self.output: Any = state.output
+        self.error = state.error
+        self.ended_at = state.ended_at
+
+    def result(self) -> tuple[WorkflowState, list[Command]]:
+        state = self.state.model_copy(
+            update={
+                "status": self.status,
+                "tasks": self.tasks,
+                "timers": self.timers,
+                "completed": self.completed,
+                "compensations": self.compensations,
+                "compensation_queue": self.queue,
+                "history": self.state.history + tuple(self.history),
+                "output": self.output,
+                "error": self.error,
+                "ended_at": self.ended_at,
+            }
+        )
+        return state, self.commands
+
+    # -- recording
+
+    def record(
+        self,
+        task_id: str | None,
+        before: str | None,
+        after: str,
+        attempt: int | None = None,
+        *,
+        input: Any = None,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        compensation: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        self.history.append(
+            _entry(
+                time=self.now,
+                task_id=task_id,
+                from_state=before,
+                to_state=after,
+                attempt=attempt,
+                input=input,
+                output=output,
+                error=error,
+                compensation=compensation,
+                reason=reason,
+            )
+        )
+
+    def set_task(
+        self, task_id: str, task: TaskState, *, input: Any = None, reason: str | None = None
+    ) -> None:
+        before = self.tasks[task_id]
+        self.tasks[task_id] = task
+        self.record(
+            task_id,
+            before.status.value,
+            task.status.value,
+            task.attempts or None,
+            input=input,
+            output=task.output if task.status is TaskStatus.SUCCEEDED else None,
+            error=task.error if task.status in (TaskStatus.FAILED, TaskStatus.RETRYING) else None,
+            reason=reason,
+        )
+
+    def set_compensation(self, task_id: str, task: TaskState, *, input: Any = None) -> None:
+        before = self.compensations.get(task_id)
+        self.compensations = {**self.compensations, task_id: task}
+        self.record(
+            task_id,
+            before.status.value if before else TaskStatus.PENDING.value,
+            task.status.value,
+            task.attempts,
+            input=input,
+            output=task.output if task.status is TaskStatus.SUCCEEDED else None,
+            error=task.error if task.status in (TaskStatus.FAILED, TaskStatus.RETRYING) else None,
+            compensation=True,
+        )
+
+    def schedule(self, timer_id: str, timer: Timer) -> None:
+        self.timers[timer_id] = timer
+        self.commands.append(
+            ScheduleTimer.model_construct(
+                timer_id=timer_id,
+                workflow_id=self.wf,
+                due=timer.due,
+                purpose=timer.purpose,
+                task_id=timer.task_id,
+                attempt=timer.attempt,
+                compensation=timer.compensation,
+            )
+        )
+
+    # -- forward tasks
+
+    def advance(self, candidates: Iterator[str] | tuple[str, ...]) -> None:
+        """Evaluate the candidate tasks (and, through skips, their dependents) in topological order."""
+        tasks = self.plan.tasks
+        heap: list[tuple[int, str]] = []
+        for tid in candidates:
+            heappush(heap, (tasks[tid].index, tid))
+        upstream = _Upstream(self.tasks)
+        resolved = False
+        while heap and self.status is WorkflowStatus.RUNNING:
+            _, tid = heappop(heap)
+            if self.tasks[tid].status is not TaskStatus.PENDING:
+                continue
+            verdict = readiness(self.definition, tid, upstream, self.state.input, self.wf)
+            if isinstance(verdict, Ready):
+                self.start_attempt(tid, 1, verdict.input)
+            elif isinstance(verdict, Skip):
+                self.set_task(
+                    tid,
+                    _new_task(
+                        status=TaskStatus.SKIPPED,
+                        attempts=0,
+                        output=None,
+                        error=None,
+                        started_at=None,
+                        ended_at=self.now,
+                    ),
+                    reason=verdict.reason,
+                )
+                resolved = True
+                for child in tasks[tid].dependents:
+                    heappush(heap, (tasks[child].index, child))
+            elif isinstance(verdict, Fail):
+                error = {"type": verdict.error_type, "message": verdict.message, "retryable": False}
+                self.set_task(
+                    tid,
+                    _new_task(
+                        status=TaskStatus.FAILED,
+                        attempts=0,
+                        output=None,
+                        error=error,
+                        started_at=None,
+                        ended_at=self.now,
+                    ),
+                )
+                self.workflow_failed(tid, error)
+            elif isinstance(
+                verdict, Abort
+            ):  # pragma: no cover - a Failed task already ended Running
+                continue
+        if resolved:
+            self.maybe_succeed()
+
+    def start_attempt(self, tid: str, attempt: int, input: Any, *, command: bool = True) -> None:
+        spec = self.plan.tasks[tid].spec
+        before = self.tasks[tid]
+        task = _new_task(
+            status=TaskStatus.RUNNING,
+            attempts=attempt,
+            output=None,
+            error=None,
+            started_at=before.started_at if before.started_at is not None else self.now,
+            ended_at=None,
+        )
+        self.set_task(tid, task, input=input, reason=None if command else "observed")
+        if not command:
+            return
+        self.commands.append(
+            RunTask.model_construct(
+                command_id=f"{self.wf}:{tid}:{attempt}",
+                workflow_id=self.wf,
+                task_id=tid,
+                task_type=spec.type,
+                attempt=attempt,
+                input=input,
+                idempotency_key=f"{self.wf}:{tid}",
+                timeout=spec.timeout,
+                compensation=False,
+            )
+        )
+        if spec.timeout is not None:
+            self.schedule(
+                f"{self.wf}:{tid}:timeout:{attempt}",
+                Timer.model_construct(
+                    due=self.now + spec.timeout,
+                    purpose="attempt_timeout",
+                    task_id=tid,
+                    attempt=attempt,
+                    compensation=False,
+                ),
+            )
+
+    def rendered_input(self, tid: str) -> Any:
+        try:
+            return render_input(
+                self.definition, tid, _Upstream(self.tasks), self.state.input, self.wf
+            )
+        except ExpressionError as error:  # pragma: no cover - it rendered for attempt 1
+            return {"error": str(error)}
+
+    def succeeded(self, tid: str, attempt: int, output: Any) -> None:
+        self.timers.pop(f"{self.wf}:{tid}:timeout:{attempt}", None)
+        before = self.tasks[tid]
+        self.set_task(
+            tid,
+            _new_task(
+                status=TaskStatus.SUCCEEDED,
+                attempts=attempt,
+                output=output,
+                error=None,
+                started_at=before.started_at,
+                ended_at=self.now,
+            ),
+        )
+        self.completed = (*self.completed, tid)
+        self.advance(iter(self.plan.tasks[tid].dependents))
+        self.maybe_succeed()
+
+    def failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
+        self.timers.pop(f"{self.wf}:{tid}:timeout:{attempt}", None)
+        spec = self.plan.tasks[tid].spec
+        before = self.tasks[tid]
+        if error["retryable"] and attempt < spec.retry.max_attempts:
+            self.set_task(
+                tid,
+                _new_task(
+                    status=TaskStatus.RETRYING,
+                    attempts=attempt,
+                    output=None,
+                    error=error,
+                    started_at=before.started_at,
+                    ended_at=None,
+                ),
+            )
+            delay = spec.retry.delay(attempt, f"{self.state.seed}:{tid}")
+            self.schedule(
+                f"{self.wf}:{tid}:retry:{attempt + 1}",
+                Timer.model_construct(
+                    due=self.now + delay,
+                    purpose="retry",
+                    task_id=tid,
+                    attempt=attempt + 1,
+                    compensation=False,
+                ),
+            )
+            return
+        self.set_task(
+            tid,
+            _new_task(
+                status=TaskStatus.FAILED,
+                attempts=attempt,
+                output=None,
+                error=error,
+                started_at=before.started_at,
+                ended_at=self.now,
+            ),
+        )
+        self.workflow_failed(tid, error)
+
+    def maybe_succeed(self) -> None:
+        if self.status is not WorkflowStatus.RUNNING:
+            return
+        for task in self.tasks.values():
+            if task.status not in RESOLVED:
+                return
+        try:
+            output = render_output(
+                self.definition, _Upstream(self.tasks), self.state.input, self.wf
+            )
+        except ExpressionError as error:
+            self.finish(
+                WorkflowStatus.FAILED,
+                error={"type": "ExpressionError", "message": f"output: {error}", "task_id": None},
+            )
+            return
+        self.finish(WorkflowStatus.SUCCEEDED, output=output)
+
+    # -- workflow-level
+
+    def workflow_failed(self, tid: str, error: dict[str, Any]) -> None:
+        self.timers = {k: t for k, t in self.timers.items() if t.purpose == "workflow_timeout"}
+        failure = {"type": error["type"], "message": error["message"], "task_id": tid}
+        if self.definition.on_failure == "fail":
+            self.finish(WorkflowStatus.FAILED, error=failure)
+            return
+        self.error = failure
+        self.move(WorkflowStatus.COMPENSATING, error=failure)
+        self.queue = tuple(compensation_order(self.definition, self.completed))
+        self.next_compensation()
+
+    def move(
+        self, status: WorkflowStatus, *, output: Any = None, error: dict[str, Any] | None = None
+    ) -> None:
+        self.record(None, self.status.value, status.value, output=output, error=error)
+        self.status = status
+
+    def finish(
+        self, status: WorkflowStatus, *, output: Any = None, error: dict[str, Any] | None = None
+    ) -> None:
+        self.move(status, output=output, error=error)
+        self.output = output
+        self.error = error
+        self.ended_at = self.now
+        self.timers = {}
+        self.commands.append(
+            WorkflowFinished.model_construct(
+                workflow_id=self.wf, status=status, output=output, error=error
+            )
+        )
+
+    # -- compensation
+
+    def next_compensation(self) -> None:
+        if not self.queue:
+            self.finish(WorkflowStatus.COMPENSATED, error=self.error)
+            return
+        self.start_compensation(self.queue[0], 1)
+
+    def start_compensation(self, tid: str, attempt: int, *, command: bool = True) -> None:
+        compensate = self.plan.tasks[tid].spec.compensate
+        assert compensate is not None
+        before = self.compensations.get(tid)
+        try:
+            payload = render_compensation_input(
+                self.definition, tid, _Upstream(self.tasks), self.state.input, self.wf
+            )
+        except ExpressionError as error:
+            failure = {
+                "type": "ExpressionError",
+                "message": f"compensate.input: {error}",
+                "retryable": False,
+            }
+            self.set_compensation(
+                tid,
+                _new_task(
+                    status=TaskStatus.FAILED,
+                    attempts=attempt,
+                    output=None,
+                    error=failure,
+                    started_at=self.now,
+                    ended_at=self.now,
+                ),
+            )
+            self.compensation_failed(tid, failure)
+            return
+        task = _new_task(
+            status=TaskStatus.RUNNING,
+            attempts=attempt,
+            output=None,
+            error=None,
+            started_at=before.started_at if before else self.now,
+            ended_at=None,
+        )
+        self.set_compensation(tid, task, input=payload)
+        if not command:
+            return
+        self.commands.append(
+            RunTask.model_construct(
+                command_id=f"{self.wf}:{tid}:compensate:{attempt}",
+                workflow_id=self.wf,
+                task_id=tid,
+                task_type=compensate.type,
+                attempt=attempt,
+                input=payload,
+                idempotency_key=f"{self.wf}:{tid}:compensate",
+                timeout=compensate.timeout,
+                compensation=True,
+            )
+        )
+        if compensate.timeout is not None:
+            self.schedule(
+                f"{self.wf}:{tid}:compensate:timeout:{attempt}",
+                Timer.model_construct(
+                    due=self.now + compensate.timeout,
+                    purpose="attempt_timeout",
+                    task_id=tid,
+                    attempt=attempt,
+                    compensation=True,
+                ),
+            )
+
+    def compensation_succeeded(self, tid: str, attempt: int, output: Any) -> None:
+        self.timers.pop(f"{self.wf}:{tid}:compensate:timeout:{attempt}", None)
+        before = self.compensations[tid]
+        self.set_compensation(
+            tid,
+            _new_task(
+                status=TaskStatus.SUCCEEDED,
+                attempts=attempt,
+                output=output,
+                error=None,
+                started_at=before.started_at,
+                ended_at=self.now,
+            ),
+        )
+        self.queue = self.queue[1:]
+        self.next_compensation()
+
+    def compensation_attempt_failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
+        self.timers.pop(f"{self.wf}:{tid}:compensate:timeout:{attempt}", None)
+        compensate = self.plan.tasks[tid].spec.compensate
+        assert compensate is not None
+        policy: RetryPolicy = compensate.retry
+        before = self.compensations[tid]
+        if error["retryable"] and attempt < policy.max_attempts:
+            self.set_compensation(
+                tid,
+                _new_task(
+                    status=TaskStatus.RETRYING,
+                    attempts=attempt,
+                    output=None,
+                    error=error,
+                    started_at=before.started_at,
+                    ended_at=None,
+                ),
+            )
+            delay = policy.delay(attempt, f"{self.state.seed}:{tid}:compensate")
+            self.schedule(
+                f"{self.wf}:{tid}:compensate:retry:{attempt + 1}",
+                Timer.model_construct(
+                    due=self.now + delay,
+                    purpose="retry",
+                    task_id=tid,
+                    attempt=attempt + 1,
+                    compensation=True,
+                ),
+            )
+            return
+        self.set_compensation(
+            tid,
+            _new_task(
+                status=TaskStatus.FAILED,
+                attempts=attempt,
+                output=None,
+                error=error,
+                started_at=before.started_at,
+                ended_at=self.now,
+            ),
+        )
+        self.compensation_failed(tid, error)
+
+    def compensation_failed(self, tid: str, error: dict[str, Any]) -> None:
+        self.finish(
+            WorkflowStatus.FAILED,
+            error={
+                "type": "CompensationFailed",
+                "message": f"compensation of task '{tid}' failed: {error['type']}: {error['message']}",
+                "task_id": tid,
+                "cause": self.error,
+            },
+        )
+
+
+# -- event handlers: each returns False when the event changes nothing --------
+
+
+def _start(
+    definition: Definition, event: Started, now: float
+) -> tuple[WorkflowState, list[Command]]:
+    plan = definition.plan
+    state = WorkflowState.model_construct(
+        workflow_id=event.workflow_id,
+        name=definition.name,
+        version=definition.version,
+        status=WorkflowStatus.RUNNING,
+        input=event.input,
+        output=None,
+        error=None,
+        started_at=now,
+        ended_at=None,
+        seed=event.seed,
+        tasks={tid: _PENDING for tid in plan.order},
+        timers={},
+        completed=(),
+        compensations={},
+        compensation_queue=(),
+        history=(),
+    )
+    step = _Step(definition, state, now)
+    step.record(None, None, WorkflowStatus.RUNNING.value, input=event.input)
+    problems = definition.input_errors(event.input)
+    if problems:
+        step.finish(
+            WorkflowStatus.FAILED,
+            error={"type": "InputError", "message": "; ".join(problems), "task_id": None},
+        )
+        return step.result()
+    if definition.timeout is not None:
+        step.schedule(
+            f"{event.workflow_id}:timeout",
+            Timer.model_construct(
+                due=now + definition.timeout,
+                purpose="workflow_timeout",
+                task_id=None,
+                attempt=None,
+                compensation=False,
+            ),
+        )
+    step.advance(plan.roots)
+    return step.result()
+
+
+_PENDING = TaskState()
+
+
+def _observe_next_attempt(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
+    """Observe-only: attempt N+1's outcome while Retrying after N means N+1 started without us."""
+    task = step.compensations.get(tid) if compensation else step.tasks.get(tid)
+    if task is None or task.status is not TaskStatus.RETRYING or attempt != task.attempts + 1:
+        return False
+    if compensation:
+        step.timers.pop(f"{step.wf}:{tid}:compensate:retry:{attempt}", None)
+        step.start_compensation(tid, attempt, command=False)
+    else:
+        step.timers.pop(f"{step.wf}:{tid}:retry:{attempt}", None)
+        step.start_attempt(tid, attempt, step.rendered_input(tid), command=False)
+    return True
+
+
+def _current(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
+    """Whether an outcome for (tid, attempt) is the one the state is waiting for."""
+    if compensation:
+        if step.status is not WorkflowStatus.COMPENSATING or not step.queue or step.queue[0] != tid:
+            return False
+        task = step.compensations.get(tid)
+    else:
+        if step.status is not WorkflowStatus.RUNNING:
+            return False
+        task = step.tasks.get(tid)
+    if task is None:
+        return False
+    if task.status is TaskStatus.RUNNING and task.attempts == attempt:
+        return True
+    return _observe_next_attempt(step, tid, attempt, compensation)
+
+
+def _on_succeeded(step: _Step, event: TaskSucceeded) -> bool:
+    if not _current(step, event.task_id, event.attempt, event.compensation):
+        return False
+    if event.compensation:
+        step.compensation_succeeded(event.task_id, event.attempt, event.output)
+    else:
+        step.succeeded(event.task_id, event.attempt, event.output)
+    return True
+
+
+def _on_failed(step: _Step, event: TaskFailed) -> bool:
+    if not _current(step, event.task_id, event.attempt, event.compensation):
+        return False
+    error = {"type": event.error_type, "message": event.message, "retryable": event.retryable}
+    if event.compensation:
+        step.compensation_attempt_failed(event.task_id, event.attempt, error)
+    else:
+        step.failed(event.task_id, event.attempt, error)
+    return True
+
+
+def _on_timer(step: _Step, event: TimerFired) -> bool:
+    timer = step.timers.pop(event.timer_id, None)
+    if timer is None:
+        return False
+    if timer.purpose == "workflow_timeout":
+        timeout = step.definition.timeout
+        step.finish(
+            WorkflowStatus.TIMED_OUT,
+            error={
+                "type": "WorkflowTimeout",
+                "message": f"workflow timed out after {timeout:g}s",
+                "task_id": None,
+            },
+        )
+        return True
+    tid, attempt = timer.task_id, timer.attempt
+    assert tid is not None and attempt is not None
+    if timer.purpose == "retry":
+        if timer.compensation:
+            task = step.compensations.get(tid)
+            if (
+                step.status is WorkflowStatus.COMPENSATING
+                and task is not None
+                and task.status is TaskStatus.RETRYING
+                and task.attempts == attempt - 1
+            ):
+                step.start_compensation(tid, attempt)
+        else:
+            forward = step.tasks[tid]
+            if (
+                step.status is WorkflowStatus.RUNNING
+                and forward.status is TaskStatus.RETRYING
+                and forward.attempts == attempt - 1
+            ):
+                step.start_attempt(tid, attempt, step.rendered_input(tid))
+        return True
+    # attempt_timeout: that attempt failed, retryable
+    if not _current(step, tid, attempt, timer.compensation):
+        return True
+    spec = step.plan.tasks[tid].spec
+    limit = spec.compensate.timeout if timer.compensation and spec.compensate else spec.timeout
+    error = {
+        "type": "Timeout",
+        "message": f"attempt {attempt} timed out after {limit or 0:g}s",
+        "retryable": True,
+    }
+    if timer.compensation:
+        step.compensation_attempt_failed(tid, attempt, error)
+    else:
+        step.failed(tid, attempt, error)
+    return True
+
+
+def _on_cancel(step: _Step, event: CancelRequested) -> bool:
+    step.finish(
+        WorkflowStatus.CANCELLED,
+        error={"type": "Cancelled", "message": event.reason or "cancel requested", "task_id": None},
+    )
+    return True
+
+
+_HANDLERS: Mapping[type, Callable[[_Step, Any], bool]] = {
+    TaskSucceeded: _on_succeeded,
+    TaskFailed: _on_failed,
+    TimerFired: _on_timer,
+    CancelRequested: _on_cancel,
+}
