@@ -1,0 +1,127 @@
+"""Every task-state rule of the core, seen on the wire through a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from events import topics
+from podium.client import InputRejected
+from podium.kafka import make_consumer, make_producer
+from tests.e2e.conftest import Deployment
+from tests.e2e.services import CALLS
+
+pytestmark = pytest.mark.integration
+
+
+def attempts_of(result, task):  # type: ignore[no-untyped-def]
+    return result.tasks[task].attempts
+
+
+async def test_fan_out_fan_in_and_data_passing(deployment: Deployment) -> None:
+    result = await deployment.run("fanout", {"n": 10})
+    assert result.state == "Succeeded"
+    assert result.output == {"total": 36, "parts": [11, 12, 13]}
+    assert {t: s.state for t, s in result.tasks.items()} == dict.fromkeys(
+        ["split", "left", "mid", "right", "join"], "Succeeded"
+    )
+
+
+async def test_retry_with_backoff_then_success(deployment: Deployment) -> None:
+    result = await deployment.run("retry", {"fail_times": 2})
+    assert result.state == "Succeeded"
+    assert attempts_of(result, "flaky") == 3
+
+
+async def test_retries_exhausted_fail_the_workflow(deployment: Deployment) -> None:
+    result = await deployment.run("retry", {"fail_times": 9})
+    assert result.state == "Failed"
+    assert result.tasks["flaky"].state == "Failed"
+    assert attempts_of(result, "flaky") == 3
+    assert result.error is not None and result.error.type == "RuntimeError"
+
+
+async def test_attempt_timeout_counts_as_a_retryable_failure(deployment: Deployment) -> None:
+    result = await deployment.run("attempt_timeout", {})
+    assert result.state == "Succeeded"
+    assert attempts_of(result, "slow") == 2
+    assert result.tasks["slow"].output == {"task": "slow", "echo": "second"}
+
+
+@pytest.mark.parametrize("enrich", [False, True])
+async def test_when_false_skips_and_dependents_see_it(deployment: Deployment, enrich: bool) -> None:
+    result = await deployment.run("skip", {"enrich": enrich})
+    assert result.state == "Succeeded"
+    states = {t: s.state for t, s in result.tasks.items()}
+    if enrich:
+        assert states == dict.fromkeys(["first", "optional", "after", "strict"], "Succeeded")
+        assert result.tasks["after"].output["echo"] == "Succeeded"
+    else:
+        assert states == {
+            "first": "Succeeded",
+            "optional": "Skipped",
+            "after": "Succeeded",
+            "strict": "Skipped",
+        }
+        assert result.tasks["after"].output["echo"] == "Skipped"
+
+
+async def test_non_retryable_failure_is_not_retried(deployment: Deployment) -> None:
+    result = await deployment.run("fatal", {})
+    assert result.state == "Failed"
+    assert result.tasks["doomed"].state == "Failed"
+    assert attempts_of(result, "doomed") == 1
+    assert result.tasks["never"].state == "Pending"
+    assert result.error is not None and result.error.retryable is False
+
+
+async def test_compensation_runs_in_reverse_completion_order(deployment: Deployment) -> None:
+    workflow_id = await deployment.start("saga", {})
+    result = await deployment.wait(workflow_id)
+    assert result.state == "Compensated"
+    assert result.tasks["c"].state == "Failed"
+    undone = [task for wid, task, _, compensation in CALLS if wid == workflow_id and compensation]
+    assert undone == ["b", "a"]
+
+
+async def test_workflow_timeout(deployment: Deployment) -> None:
+    result = await deployment.run("wf_timeout", {})
+    assert result.state == "TimedOut"
+
+
+async def test_bad_trigger_input_is_refused_before_publishing(deployment: Deployment) -> None:
+    with pytest.raises(InputRejected, match="'n' is a required property"):
+        await deployment.run("guarded", {"m": 1})
+    result = await deployment.run("guarded", {"n": 5})
+    assert result.state == "Succeeded"
+
+
+async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
+    deployment: Deployment, kafka: str
+) -> None:
+    marker = uuid.uuid4().hex.encode()
+    producer = make_producer(kafka)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.commands("test.step"), value=b"\x00garbage" + marker, key=b"wf-garbage"
+        )
+    finally:
+        await producer.stop()
+    consumer = make_consumer(kafka, topics.DEAD_LETTER, group_id=None)
+    await consumer.start()
+    try:
+        dead = None
+        while dead is None:
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), 30)
+            for records in batch.values():
+                dead = next((r for r in records if r.value and marker in r.value), dead)
+    finally:
+        await consumer.stop()
+    headers = dict(dead.headers)
+    assert headers["podium_dlq_topic"] == topics.commands("test.step").encode()
+    assert b"missing CloudEvents header" in headers["podium_dlq_reason"]
+    result = await deployment.run("fanout", {"n": 1})
+    assert result.state == "Succeeded"

@@ -1,0 +1,120 @@
+"""The commands a user types, as separate processes against a real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from podium.broker import EmbeddedBroker
+from tests.processes.procs import ROOT, Proc
+
+pytestmark = pytest.mark.integration
+
+ORDER = ["examples/order/order.yaml", "--services", "examples.order.shop:services"]
+
+
+def podium(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "podium", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_run_json_prints_exactly_one_result_object() -> None:
+    done = podium("run", *ORDER, "--input", '{"sku": "A-1", "qty": 2, "amount": 30}', "--json")
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)  # the whole of stdout is one JSON object
+    assert set(result) == {
+        "workflow_id", "workflow", "version", "mode", "state", "output",
+        "error", "started_at", "ended_at", "tasks",
+    }  # fmt: skip
+    assert (result["workflow"], result["version"], result["mode"]) == ("order", 1, "orchestration")
+    assert result["state"] == "Succeeded"
+    wid = result["workflow_id"]
+    assert result["output"] == {
+        "reservation_id": f"r-{wid}",
+        "charge_id": f"c-{wid}",
+        "tracking": f"t-{wid}",
+    }
+    assert result["tasks"]["charge"] == {
+        "state": "Succeeded",
+        "attempts": 1,
+        "output": {"charge_id": f"c-{wid}", "amount": 30},
+        "error": None,
+    }
+    assert "embedded broker" in done.stderr
+
+
+def test_run_exits_1_when_the_saga_compensates() -> None:
+    done = podium("run", *ORDER, "--input", '{"sku": "A-1", "qty": 2, "amount": 5000}', "--json")
+    assert done.returncode == 1, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result["state"] == "Compensated"
+    assert result["tasks"]["charge"]["state"] == "Failed"
+    assert result["tasks"]["charge"]["error"]["retryable"] is False
+    assert result["tasks"]["ship"]["state"] == "Pending"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", '{"sku": "A-1"}'], "'qty' is a required property"),
+        (["--input", "not json"], "--input is not JSON"),
+        (["--input", "{}", "--mode", "sideways"], "--mode must be"),
+    ],
+)
+def test_run_refuses_bad_input_with_exit_2(args: list[str], message: str) -> None:
+    done = podium("run", *ORDER, *args, "--json")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stdout == ""
+
+
+def test_run_refuses_a_broken_definition_naming_every_problem() -> None:
+    done = podium("run", "tests/broken/broken.yaml", "--services", "x:y", "--json")
+    assert done.returncode == 2
+    assert "broken.yaml: task" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    with EmbeddedBroker() as embedded:
+        yield embedded.bootstrap_servers
+
+
+def test_separate_service_conductor_and_trigger_processes(broker: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {"PODIUM_BOOTSTRAP_SERVERS": broker, "PODIUM_DEFINITIONS": "tests/e2e/flows"}
+    with (
+        Proc(["service", "tests.e2e.services:services"], env) as service,
+        Proc(["conductor"], env) as conductor,
+    ):
+        service.wait_ready()
+        conductor.wait_ready()
+        done = podium(
+            "trigger", "chain", "--input", '{"sleep": 0}', "--wait", "--json", "--id", "wf-sep-1",
+            env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        result = orjson.loads(done.stdout)
+        assert (result["workflow_id"], result["state"]) == ("wf-sep-1", "Succeeded")
+        assert result["output"] == {"last": 5}
+
+        refused = podium("trigger", "guarded", "--input", '{"n": "five"}', env=env)
+        assert refused.returncode == 2
+        assert (
+            "input rejected" in refused.stderr
+            and "'five' is not of type 'integer'" in refused.stderr
+        )
+
+        assert service.terminate() == 0
+        assert conductor.terminate() == 0
