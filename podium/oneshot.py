@@ -60,7 +60,9 @@ async def _running(parts: list[Any]):  # type: ignore[no-untyped-def]
     finally:
         for part in parts:
             part.stop()
-        for part, outcome in zip(parts, await asyncio.gather(*tasks, return_exceptions=True)):
+        for part, outcome in zip(
+            parts, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+        ):
             if isinstance(outcome, BaseException):
                 log.error("%s crashed", type(part).__name__, exc_info=outcome)
 
