@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -307,10 +308,11 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
     print_result(result)
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging() -> None:
+    level = os.environ.get("PODIUM_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -1,55 +1,56 @@
-"""`make demo`: a CloudEvent through the embedded broker and back."""
+"""`make demo`: the shipped examples, run the way a user runs them.
+
+One embedded broker for the whole demo; each step is a real `podium run`
+command, printed before it runs, so it can be copied.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import shlex
+import subprocess
+import sys
 
-import orjson
+from podium.broker import EmbeddedBroker
 
-from events import WorkflowTriggered, decode, encode, new_event, topics
-from podium.broker import bootstrap_or_embedded
-from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
-from podium.settings import Settings
+ORDER = ["examples/order/order.yaml", "--services", "examples.order.shop:services"]
+ETL = ["examples/etl/etl.yaml", "--services", "examples.etl.pipeline:services"]
 
-
-async def round_trip(bootstrap: str, partitions: int) -> None:
-    await ensure_topics(bootstrap, [topics.TRIGGERS], partitions)
-    event = new_event(
-        WorkflowTriggered(workflow="order", version=1, input={"sku": "A-1", "qty": 2}),
-        source="podium/demo",
-        workflow_id="demo-1",
-    )
-    producer = make_producer(bootstrap)
-    await producer.start()
-    try:
-        meta = await (await send(producer, topics.TRIGGERS, encode(event)))
-    finally:
-        await producer.stop()
-    print(f"sent     {event.type} to {meta.topic}[{meta.partition}]@{meta.offset}")
-    consumer = make_consumer(bootstrap, topics.TRIGGERS, group_id=None)
-    await consumer.start()
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    received = decode(raw_record(record))
-                    if received.id == event.id:
-                        print(f"received {received.type} for workflow {received.workflowid}:")
-                        print(
-                            orjson.dumps(
-                                received.model_dump(mode="json"), option=orjson.OPT_INDENT_2
-                            ).decode()
-                        )
-                        return
-    finally:
-        await consumer.stop()
+STEPS = [
+    ("The order saga: reserve stock, charge, ship", ORDER, {"sku": "A-1", "qty": 2, "amount": 30}),
+    (
+        "The order saga again, with an amount the bank declines for good: watch it compensate",
+        ORDER,
+        {"sku": "A-1", "qty": 2, "amount": 5000},
+    ),
+    (
+        "The ETL pipeline: three parallel transforms, one retried twice, `enrich` skipped",
+        ETL,
+        {"source": "s3://bucket/2026-11-25"},
+    ),
+]
 
 
 def main() -> None:
-    settings = Settings()
-    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        asyncio.run(round_trip(bootstrap, settings.partitions))
+    import orjson
+
+    with EmbeddedBroker() as broker:
+        print(f"Embedded broker (tansu) on {broker.bootstrap_servers}\n")
+        env = {**os.environ, "PODIUM_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        for title, target, payload in STEPS:
+            args = ["podium", "run", *target, "--input", orjson.dumps(payload).decode()]
+            print(f"== {title}\n$ {shlex.join(args)}", flush=True)
+            subprocess.run(
+                [sys.executable, "-m", "podium", *args[1:]],
+                env={**env, "PODIUM_LOG_LEVEL": "WARNING"},
+                check=False,
+            )
+            print(flush=True)
+    print(
+        "Next: add --json for the machine-readable result; run the pieces yourself with\n"
+        "`podium broker`, `podium service`, `podium conductor` and `podium trigger --wait`;\n"
+        "the definitions are in examples/*/*.yaml and the services beside them."
+    )
 
 
 if __name__ == "__main__":
