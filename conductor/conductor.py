@@ -48,9 +48,8 @@ from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
 from podium.settings import Settings
 from workflow import machine
 from workflow.catalog import Catalog, UnknownWorkflow
-from workflow.definition import Definition
 from workflow.machine import WorkflowState
-from workflow.states import TERMINAL, TaskStatus
+from workflow.states import TERMINAL
 
 log = logging.getLogger("podium.conductor")
 
@@ -317,7 +316,7 @@ class Conductor:
             return
         for timer_id, timer in state.timers.items():
             heapq.heappush(self._timers, (timer.due, workflow_id, timer_id))
-        for command in in_flight(self.catalog.get(state.name, state.version), state):
+        for command in machine.in_flight(self.catalog.get(state.name, state.version), state):
             record = encode(command_event(state, command, SOURCE))
             self._emit(topics.commands(command.task_type), partition, record)
 
@@ -327,43 +326,6 @@ class Conductor:
             del self._workflows[workflow_id]
         self._timers = [t for t in self._timers if t[1] in self._workflows]
         heapq.heapify(self._timers)
-
-
-def in_flight(definition: Definition, state: WorkflowState) -> list[machine.RunTask]:
-    """The commands of the attempts a restored workflow still has running.
-
-    The changelog may hold a state whose commands never reached the broker (a crash
-    between the two sends), so a restored conductor issues them again; the command
-    ids are the same, so a service that already ran one answers from its record.
-    """
-    last_input: dict[tuple[str, bool], object] = {}
-    for entry in state.history:
-        if entry.task_id is not None and entry.to_state == TaskStatus.RUNNING:
-            last_input[(entry.task_id, entry.compensation)] = entry.input
-    commands = []
-    running = [(tid, t, False) for tid, t in state.tasks.items()]
-    running += [(tid, t, True) for tid, t in state.compensations.items()]
-    for task_id, task, compensation in running:
-        if task.status != TaskStatus.RUNNING:
-            continue
-        spec = definition.task(task_id)
-        step = spec.compensate if compensation else spec
-        assert step is not None
-        suffix = ":compensate" if compensation else ""
-        commands.append(
-            machine.RunTask(
-                command_id=f"{state.workflow_id}:{task_id}{suffix}:{task.attempts}",
-                workflow_id=state.workflow_id,
-                task_id=task_id,
-                task_type=step.type,
-                attempt=task.attempts,
-                input=last_input.get((task_id, compensation)),
-                idempotency_key=f"{state.workflow_id}:{task_id}{suffix}",
-                timeout=step.timeout,
-                compensation=compensation,
-            )
-        )
-    return commands
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -102,6 +102,13 @@ class TaskFailed(_TaskOutcome):
     error: ErrorInfo
 
 
+class TaskSkipped(_TaskOutcome):
+    """Choreography: a task's participant decided it is Skipped, so downstream joins resolve."""
+
+    event_type: ClassVar[str] = "podium.task.skipped"
+    reason: str
+
+
 PAYLOADS: dict[str, type[Payload]] = {
     model.event_type: model
     for model in (
@@ -112,5 +119,6 @@ PAYLOADS: dict[str, type[Payload]] = {
         TaskCommand,
         TaskSucceeded,
         TaskFailed,
+        TaskSkipped,
     )
 }

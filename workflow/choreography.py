@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .definition import Definition
+from .definition import CompiledTask, Definition
 from .expressions import ExpressionError, Outcome, build_activation
 from .states import RESOLVED, TaskStatus
 
@@ -37,6 +37,7 @@ __all__ = [
     "render_compensation_input",
     "render_input",
     "render_output",
+    "task_readiness",
     "to_compensate",
     "waits_for",
 ]
@@ -100,44 +101,48 @@ def readiness(
     workflow_id: str = "",
 ) -> Readiness:
     """Apply the join rule to the outcomes collected so far."""
-    task = definition.plan.tasks[task_id]
+    return task_readiness(definition.plan.tasks[task_id], upstream, workflow_input, workflow_id)
+
+
+def task_readiness(
+    task: CompiledTask, upstream: Mapping[str, Outcome], workflow_input: Any, workflow_id: str = ""
+) -> Readiness:
+    """``readiness`` for a task of a compiled plan (the state machine's entry point)."""
+    blocked = _join(task, upstream)
+    if blocked is not None:
+        return blocked
+    context = build_activation(workflow_input, workflow_id, upstream, task.refs)
+    if task.when is not None:
+        try:
+            verdict = task.when.evaluate(context)
+        except ExpressionError as error:
+            return Fail("ExpressionError", f"when: {error}")
+        if not isinstance(verdict, bool):
+            kind = type(verdict).__name__
+            return Fail("ExpressionError", f"when: {task.when.source!r} gave {kind}, not bool")
+        if not verdict:
+            return Skip(f"when is false: {task.when.source}")
+    try:
+        return Ready(task.input.render(context))
+    except ExpressionError as error:
+        return Fail("ExpressionError", f"input: {error}")
+
+
+def _join(task: CompiledTask, upstream: Mapping[str, Outcome]) -> Readiness | None:
+    """Abort, Wait or Skip from the upstream states alone; None when the task may be evaluated."""
     waiting = False
     for dep in task.observes:
         outcome = upstream.get(dep)
-        if outcome is None:
-            waiting = True
-        elif outcome[0] == TaskStatus.FAILED:
+        if outcome is not None and outcome[0] == TaskStatus.FAILED:
             return Abort(dep)
-        elif outcome[0] not in RESOLVED:
-            waiting = True
+        waiting = waiting or outcome is None or outcome[0] not in RESOLVED
     if waiting:
         return WAIT
     if task.spec.skip_if_upstream_skipped:
         skipped = [dep for dep in task.spec.depends_on if upstream[dep][0] == TaskStatus.SKIPPED]
         if skipped:
             return Skip(f"upstream skipped: {', '.join(skipped)}")
-    context = None
-    if task.when is not None:
-        context = build_activation(workflow_input, workflow_id, upstream, task.refs)
-        try:
-            verdict = task.when.evaluate(context)
-        except ExpressionError as error:
-            return Fail("ExpressionError", f"when: {error}")
-        if not isinstance(verdict, bool):
-            return Fail(
-                "ExpressionError",
-                f"when: {task.when.source!r} gave {type(verdict).__name__}, not bool",
-            )
-        if not verdict:
-            return Skip(f"when is false: {task.when.source}")
-    if task.input.is_constant:
-        return Ready(task.input.constant)
-    if context is None:
-        context = build_activation(workflow_input, workflow_id, upstream, task.refs)
-    try:
-        return Ready(task.input.render(context))
-    except ExpressionError as error:
-        return Fail("ExpressionError", f"input: {error}")
+    return None
 
 
 def render_input(

@@ -189,6 +189,15 @@ class Definition(_Model):
             )
         return self
 
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Definition:
+        """A copy; the cached plan is dropped when fields change (``update`` is not validated)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            object.__setattr__(copy, "__pydantic_private__", {"_plan": None, "_validator": None})
+        return copy
+
     def __eq__(self, other: object) -> bool:  # the cached plan is not part of the value
         return type(other) is type(self) and self.__dict__ == other.__dict__
 
@@ -209,9 +218,11 @@ class Definition(_Model):
 
     @property
     def plan(self) -> Plan:
-        plan = self._plan
+        private = self.__pydantic_private__
+        assert private is not None
+        plan: Plan | None = private["_plan"]
         if plan is None:
-            plan = self._plan = _compile(self)
+            plan = private["_plan"] = _compile(self)
         return plan
 
     def input_errors(self, value: Any) -> list[str]:

@@ -2,21 +2,26 @@
 
 Engine choice: ``common-expression-language`` (import name ``cel``, a Rust
 implementation behind PyO3) rather than ``cel-python`` (``celpy``, pure Python
-on lark). Measured on the project's 2-core machine with four typical
-expressions (``benchmarks/bench_core.py --cel`` reproduces it):
+on lark). Measured on the project's 2-core machine, four typical expressions,
+microseconds per expression (``python benchmarks/bench_core.py --cel``):
 
-=====================  ===========  ================================
-                       compile      evaluate (incl. activation)
-=====================  ===========  ================================
-common-expression-lang ~12 µs/expr  ~17 µs per fresh activation,
-                                    ~0.7 µs per extra expression
-cel-python             ~120 µs/expr ~110-120 µs/expr
-=====================  ===========  ================================
+===========================  =======  ==================  ====================
+library                      compile  evaluate (fresh     evaluate (context
+                                      activation)         shared by a render)
+===========================  =======  ==================  ====================
+common-expression-language   12       18                  5
+cel-python 0.5               140      172 (incl. convert) n/a
+===========================  =======  ==================  ====================
 
-``cel`` is ~10x faster to compile and ~6-100x faster to evaluate, returns
-native Python values (``celpy`` returns its own ``celtypes`` wrappers that must
-be converted back), and ships type stubs. Its one cost is import time
-(~0.12 s: it imports its CLI's dependencies), paid once per process.
+``cel`` is ~10x faster to compile and ~10-30x faster to evaluate, returns
+native Python values (``celpy`` returns ``celtypes`` wrappers to convert back),
+and ships type stubs. Its costs: ~0.12 s import time (it imports its CLI's
+dependencies), and building a ``cel.Context`` converts every value handed to
+it (~6 µs for a small activation). So an ``Activation`` builds the context
+lazily, holds only the tasks an expression names, and plain field paths
+(``${ workflow.input.sku }``, ``${ tasks.reserve.output.id }`` — most data
+passing) are looked up directly, with CEL's result and CEL's missing-key
+error; everything else goes through CEL.
 
 Both are safe (CEL is not Turing-complete); nothing here ever calls ``eval``.
 
@@ -42,6 +47,7 @@ from typing import Any
 import cel
 
 __all__ = [
+    "Activation",
     "Expression",
     "ExpressionError",
     "Template",
@@ -78,6 +84,31 @@ def _first_line(error: Exception) -> str:
     return text or type(error).__name__
 
 
+class Activation:
+    """The variables one evaluation sees; the CEL context is built only if CEL is needed.
+
+    Converting Python data into a ``cel.Context`` costs a few microseconds per
+    value, so plain field paths (``workflow.input.sku``,
+    ``tasks.reserve.output.id``) are looked up directly in ``data``, with the
+    same result and the same missing-key error a CEL evaluation would give.
+    """
+
+    __slots__ = ("_context", "data")
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+        self._context: cel.Context | None = None
+
+    @property
+    def context(self) -> cel.Context:
+        if self._context is None:
+            self._context = cel.Context(dict(self.data))
+        return self._context
+
+
+_PATH = re.compile(r"(?:workflow|tasks)(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)+")
+
+
 @dataclass(frozen=True, slots=True)
 class Expression:
     """One compiled CEL expression and the task ids it refers to."""
@@ -85,11 +116,21 @@ class Expression:
     source: str
     program: cel.Program
     tasks: frozenset[str]
+    path: tuple[str, ...] | None = None  # set when the expression is a plain field path
 
-    def evaluate(self, context: cel.Context | Mapping[str, Any]) -> Any:
-        """Evaluate against an activation (a dict or a prepared ``cel.Context``)."""
+    def evaluate(self, activation: Activation | Mapping[str, Any]) -> Any:
+        """Evaluate against an activation; the result is plain JSON-able data."""
+        if not isinstance(activation, Activation):
+            activation = Activation(activation)
+        if self.path is not None:
+            value: Any = activation.data
+            for name in self.path:
+                if not isinstance(value, Mapping) or name not in value:
+                    raise ExpressionError(f"{self.source!r}: no such key {name!r}")
+                value = value[name]
+            return value
         try:
-            return to_json(self.program.execute(context))  # type: ignore[arg-type]
+            return to_json(self.program.execute(activation.context))
         except Exception as error:  # the engine raises KeyError, TypeError, RuntimeError...
             raise ExpressionError(f"{self.source!r}: {_first_line(error)}") from error
 
@@ -112,7 +153,8 @@ def compile_expression(source: str) -> Expression:
     refs = frozenset(
         m.group(1) or m.group(3) for m in _TASK_REF.finditer(_mask_strings_except_index(source))
     )
-    return Expression(source, program, refs)
+    path = tuple(part.strip() for part in source.split(".")) if _PATH.fullmatch(source) else None
+    return Expression(source, program, refs, path)
 
 
 def _mask_strings_except_index(source: str) -> str:
@@ -176,7 +218,7 @@ def _closing_brace(text: str, i: int) -> int:
     raise ExpressionError(f"unterminated '${{' in {text!r}")
 
 
-Render = Callable[[cel.Context], Any]
+Render = Callable[[Activation], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +234,11 @@ class Template:
     def is_constant(self) -> bool:
         return self.render_with is None
 
-    def render(self, activation: Mapping[str, Any] | cel.Context | None) -> Any:
+    def render(self, activation: Activation | Mapping[str, Any] | None) -> Any:
         if self.render_with is None:
             return self.constant
-        if not isinstance(activation, cel.Context):
-            activation = cel.Context(dict(activation or {}))
+        if not isinstance(activation, Activation):
+            activation = Activation(activation or {})
         return self.render_with(activation)
 
 
@@ -282,14 +324,14 @@ def build_activation(
     workflow_id: str,
     outcomes: Mapping[str, Outcome],
     refs: frozenset[str],
-) -> cel.Context:
-    """The CEL context for one evaluation: only the referenced tasks are converted."""
+) -> Activation:
+    """The variables for one evaluation: ``workflow`` and only the referenced tasks."""
     tasks = {}
     for ref in refs:
         outcome = outcomes.get(ref)
         if outcome is not None:
             tasks[ref] = {"state": str(outcome[0]), "output": outcome[1]}
-    return cel.Context({"workflow": {"input": workflow_input, "id": workflow_id}, "tasks": tasks})
+    return Activation({"workflow": {"input": workflow_input, "id": workflow_id}, "tasks": tasks})
 
 
 _SCALARS = (str, int, float, bool, type(None))

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from heapq import heappop, heappush
-from typing import Annotated, Any, Literal, overload
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -63,10 +63,10 @@ from .choreography import (
     Ready,
     Skip,
     compensation_order,
-    readiness,
     render_compensation_input,
     render_input,
     render_output,
+    task_readiness,
 )
 from .definition import Definition, RetryPolicy
 from .expressions import ExpressionError, Outcome
@@ -93,6 +93,8 @@ __all__ = [
     "command_adapter",
     "decide",
     "event_adapter",
+    "in_flight",
+    "run_task",
 ]
 
 
@@ -293,8 +295,38 @@ class _Upstream(Mapping[str, Outcome]):
         return len(self._tasks)
 
 
-_new_task = TaskState.model_construct
-_entry = HistoryEntry.model_construct
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _constructor(cls: type[_M]) -> Callable[..., _M]:
+    """A faster ``model_construct`` for the hot path: every field is passed, nothing is validated.
+
+    (``model_construct`` spends most of its time on defaults and aliases,
+    which these call sites never need.)
+    """
+    fields = frozenset(cls.model_fields)
+    new = cls.__new__
+    setattr_ = object.__setattr__
+
+    def construct(**values: Any) -> _M:
+        assert values.keys() == fields, sorted(fields ^ values.keys())
+        model = new(cls)
+        setattr_(model, "__dict__", values)
+        setattr_(model, "__pydantic_fields_set__", set(fields))
+        setattr_(model, "__pydantic_extra__", None)
+        setattr_(model, "__pydantic_private__", None)
+        return model
+
+    return construct
+
+
+_new_task = _constructor(TaskState)
+_entry = _constructor(HistoryEntry)
+_timer = _constructor(Timer)
+_run_task = _constructor(RunTask)
+_schedule_timer = _constructor(ScheduleTimer)
+_finished = _constructor(WorkflowFinished)
+_state = _constructor(WorkflowState)
 
 
 class _Step:
@@ -319,8 +351,9 @@ class _Step:
         self.ended_at = state.ended_at
 
     def result(self) -> tuple[WorkflowState, list[Command]]:
-        state = self.state.model_copy(
-            update={
+        state = _state(
+            **{
+                **self.state.__dict__,
                 "status": self.status,
                 "tasks": self.tasks,
                 "timers": self.timers,
@@ -398,7 +431,8 @@ class _Step:
     def schedule(self, timer_id: str, timer: Timer) -> None:
         self.timers[timer_id] = timer
         self.commands.append(
-            ScheduleTimer.model_construct(
+            _schedule_timer(
+                kind="schedule_timer",
                 timer_id=timer_id,
                 workflow_id=self.wf,
                 due=timer.due,
@@ -421,9 +455,11 @@ class _Step:
         resolved = False
         while heap and self.status is WorkflowStatus.RUNNING:
             _, tid = heappop(heap)
-            if self.tasks[tid].status is not TaskStatus.PENDING:
+            if self.tasks[tid].status is not TaskStatus.PENDING or not self.resolved(
+                tasks[tid].observes
+            ):
                 continue
-            verdict = readiness(self.definition, tid, upstream, self.state.input, self.wf)
+            verdict = task_readiness(tasks[tid], upstream, self.state.input, self.wf)
             if isinstance(verdict, Ready):
                 self.start_attempt(tid, 1, verdict.input)
             elif isinstance(verdict, Skip):
@@ -463,6 +499,11 @@ class _Step:
         if resolved:
             self.maybe_succeed()
 
+    def resolved(self, task_ids: tuple[str, ...]) -> bool:
+        """Cheap pre-check before the join rule: are all these tasks Succeeded or Skipped?"""
+        tasks = self.tasks
+        return all(tasks[tid].status in RESOLVED for tid in task_ids)
+
     def start_attempt(self, tid: str, attempt: int, input: Any, *, command: bool = True) -> None:
         spec = self.plan.tasks[tid].spec
         before = self.tasks[tid]
@@ -478,22 +519,12 @@ class _Step:
         if not command:
             return
         self.commands.append(
-            RunTask.model_construct(
-                command_id=f"{self.wf}:{tid}:{attempt}",
-                workflow_id=self.wf,
-                task_id=tid,
-                task_type=spec.type,
-                attempt=attempt,
-                input=input,
-                idempotency_key=f"{self.wf}:{tid}",
-                timeout=spec.timeout,
-                compensation=False,
-            )
+            run_task(self.definition, self.wf, tid, attempt, input, compensation=False)
         )
         if spec.timeout is not None:
             self.schedule(
                 f"{self.wf}:{tid}:timeout:{attempt}",
-                Timer.model_construct(
+                _timer(
                     due=self.now + spec.timeout,
                     purpose="attempt_timeout",
                     task_id=tid,
@@ -547,7 +578,7 @@ class _Step:
             delay = spec.retry.delay(attempt, f"{self.state.seed}:{tid}")
             self.schedule(
                 f"{self.wf}:{tid}:retry:{attempt + 1}",
-                Timer.model_construct(
+                _timer(
                     due=self.now + delay,
                     purpose="retry",
                     task_id=tid,
@@ -615,8 +646,12 @@ class _Step:
         self.ended_at = self.now
         self.timers = {}
         self.commands.append(
-            WorkflowFinished.model_construct(
-                workflow_id=self.wf, status=status, output=output, error=error
+            _finished(
+                kind="workflow_finished",
+                workflow_id=self.wf,
+                status=status,
+                output=output,
+                error=error,
             )
         )
 
@@ -667,22 +702,12 @@ class _Step:
         if not command:
             return
         self.commands.append(
-            RunTask.model_construct(
-                command_id=f"{self.wf}:{tid}:compensate:{attempt}",
-                workflow_id=self.wf,
-                task_id=tid,
-                task_type=compensate.type,
-                attempt=attempt,
-                input=payload,
-                idempotency_key=f"{self.wf}:{tid}:compensate",
-                timeout=compensate.timeout,
-                compensation=True,
-            )
+            run_task(self.definition, self.wf, tid, attempt, payload, compensation=True)
         )
         if compensate.timeout is not None:
             self.schedule(
                 f"{self.wf}:{tid}:compensate:timeout:{attempt}",
-                Timer.model_construct(
+                _timer(
                     due=self.now + compensate.timeout,
                     purpose="attempt_timeout",
                     task_id=tid,
@@ -729,7 +754,7 @@ class _Step:
             delay = policy.delay(attempt, f"{self.state.seed}:{tid}:compensate")
             self.schedule(
                 f"{self.wf}:{tid}:compensate:retry:{attempt + 1}",
-                Timer.model_construct(
+                _timer(
                     due=self.now + delay,
                     purpose="retry",
                     task_id=tid,
@@ -763,6 +788,87 @@ class _Step:
         )
 
 
+# -- commands ----------------------------------------------------------------
+
+
+def run_task(
+    definition: Definition,
+    workflow_id: str,
+    task_id: str,
+    attempt: int,
+    input: Any,
+    *,
+    compensation: bool,
+) -> RunTask:
+    """The command for one attempt of a task (or of its compensation): the one place ids are made."""
+    spec = definition.plan.tasks[task_id].spec
+    if compensation:
+        assert spec.compensate is not None
+        return _run_task(
+            kind="run_task",
+            command_id=f"{workflow_id}:{task_id}:compensate:{attempt}",
+            workflow_id=workflow_id,
+            task_id=task_id,
+            task_type=spec.compensate.type,
+            attempt=attempt,
+            input=input,
+            idempotency_key=f"{workflow_id}:{task_id}:compensate",
+            timeout=spec.compensate.timeout,
+            compensation=True,
+        )
+    return _run_task(
+        kind="run_task",
+        command_id=f"{workflow_id}:{task_id}:{attempt}",
+        workflow_id=workflow_id,
+        task_id=task_id,
+        task_type=spec.type,
+        attempt=attempt,
+        input=input,
+        idempotency_key=f"{workflow_id}:{task_id}",
+        timeout=spec.timeout,
+        compensation=False,
+    )
+
+
+def in_flight(definition: Definition, state: WorkflowState) -> list[RunTask]:
+    """The ``RunTask`` commands of the attempts ``state`` is waiting for, as first issued.
+
+    For a shell restoring a state from its changelog: the commands of the last
+    decision may not have reached the broker, so they are issued again (same
+    ids, same input, taken from the history). Tasks abandoned because the
+    workflow left Running are not included.
+    """
+    if state.status is WorkflowStatus.RUNNING:
+        waiting = [(tid, t) for tid, t in state.tasks.items() if t.status is TaskStatus.RUNNING]
+        compensation = False
+    elif state.status is WorkflowStatus.COMPENSATING and state.compensation_queue:
+        tid = state.compensation_queue[0]
+        current = state.compensations.get(tid)
+        waiting = [(tid, current)] if current and current.status is TaskStatus.RUNNING else []
+        compensation = True
+    else:
+        return []
+    inputs: dict[tuple[str, int | None], Any] = {}
+    for entry in state.history:
+        if (
+            entry.compensation is compensation
+            and entry.to_state == TaskStatus.RUNNING
+            and entry.task_id
+        ):
+            inputs[(entry.task_id, entry.attempt)] = entry.input
+    return [
+        run_task(
+            definition,
+            state.workflow_id,
+            tid,
+            t.attempts,
+            inputs.get((tid, t.attempts)),
+            compensation=compensation,
+        )
+        for tid, t in waiting
+    ]
+
+
 # -- event handlers: each returns False when the event changes nothing --------
 
 
@@ -770,7 +876,7 @@ def _start(
     definition: Definition, event: Started, now: float
 ) -> tuple[WorkflowState, list[Command]]:
     plan = definition.plan
-    state = WorkflowState.model_construct(
+    state = _state(
         workflow_id=event.workflow_id,
         name=definition.name,
         version=definition.version,
@@ -800,7 +906,7 @@ def _start(
     if definition.timeout is not None:
         step.schedule(
             f"{event.workflow_id}:timeout",
-            Timer.model_construct(
+            _timer(
                 due=now + definition.timeout,
                 purpose="workflow_timeout",
                 task_id=None,

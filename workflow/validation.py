@@ -83,6 +83,32 @@ def _deps(item: Mapping[str, Any]) -> list[str]:
 def graph_issues(data: Mapping[str, Any]) -> list[Issue]:
     """Every cross-field problem of the raw definition ``data``."""
     tasks = _tasks(data)
+    issues, seen, graph = _id_issues(tasks)
+    for cycle in find_cycles(graph):
+        path = " -> ".join([*cycle, cycle[0]])
+        where = ("tasks", seen[cycle[0]], "depends_on")
+        issues.append(Issue(cycle[0], f"dependency cycle: {path}", where))
+    upstream = upstream_sets(graph)
+    for index, task_id, item in tasks:
+        issues.extend(_retry_issues(task_id, ("tasks", index), item))
+        if task_id is not None and seen.get(task_id) == index:
+            above = upstream.get(task_id, frozenset())
+            issues.extend(_task_expression_issues(task_id, index, item, above, graph))
+    issues.extend(_output_issues(data.get("output"), graph))
+    if data.get("on_failure", "fail") == "fail":
+        message = "has 'compensate' but on_failure is 'fail': the compensation never runs"
+        issues.extend(
+            Issue(task_id, message, ("tasks", index, "compensate"), "warning")
+            for index, task_id, item in tasks
+            if item.get("compensate") is not None
+        )
+    return issues
+
+
+def _id_issues(
+    tasks: list[tuple[int, str | None, Mapping[str, Any]]],
+) -> tuple[list[Issue], dict[str, int], dict[str, list[str]]]:
+    """Duplicate ids and unknown dependencies; also the first index of each id and the graph."""
     issues: list[Issue] = []
     seen: dict[str, int] = {}
     graph: dict[str, list[str]] = {}
@@ -90,52 +116,19 @@ def graph_issues(data: Mapping[str, Any]) -> list[Issue]:
         if task_id is None:
             continue
         if task_id in seen:
-            issues.append(
-                Issue(
-                    task_id,
-                    f"duplicate task id (tasks #{seen[task_id] + 1} and #{index + 1})",
-                    ("tasks", index, "id"),
-                )
-            )
+            message = f"duplicate task id (tasks #{seen[task_id] + 1} and #{index + 1})"
+            issues.append(Issue(task_id, message, ("tasks", index, "id")))
             continue
         seen[task_id] = index
         graph[task_id] = _deps(item)
-    for index, task_id, item in tasks:
-        if task_id is None or seen.get(task_id) != index:
-            continue
-        for dep in graph[task_id]:
-            if dep not in graph:
-                issues.append(
-                    Issue(
-                        task_id, f"depends on unknown task '{dep}'", ("tasks", index, "depends_on")
-                    )
-                )
-    for cycle in find_cycles(graph):
-        path = " -> ".join([*cycle, cycle[0]])
-        issues.append(
-            Issue(cycle[0], f"dependency cycle: {path}", ("tasks", seen[cycle[0]], "depends_on"))
-        )
-    upstream = upstream_sets(graph)
-    for index, task_id, item in tasks:
-        issues.extend(_retry_issues(task_id, ("tasks", index), item))
-        if task_id is None or seen.get(task_id) != index:
-            continue
+    for task_id, deps in graph.items():
+        where = ("tasks", seen[task_id], "depends_on")
         issues.extend(
-            _task_expression_issues(task_id, index, item, upstream.get(task_id, frozenset()), graph)
+            Issue(task_id, f"depends on unknown task '{dep}'", where)
+            for dep in deps
+            if dep not in graph
         )
-    issues.extend(_output_issues(data.get("output"), graph))
-    if data.get("on_failure", "fail") == "fail":
-        for index, task_id, item in tasks:
-            if item.get("compensate") is not None:
-                issues.append(
-                    Issue(
-                        task_id,
-                        "has 'compensate' but on_failure is 'fail': the compensation never runs",
-                        ("tasks", index, "compensate"),
-                        "warning",
-                    )
-                )
-    return issues
+    return issues, seen, graph
 
 
 def _retry_issues(task_id: str | None, loc: Loc, item: Mapping[str, Any]) -> list[Issue]:
@@ -176,12 +169,12 @@ def _task_expression_issues(
     if isinstance(when, str):
         issues.extend(
             _check_sources(
-                "when", [("", strip_template(when))], task_id, loc + ("when",), upstream, graph
+                "when", [("", strip_template(when))], task_id, (*loc, "when"), upstream, graph
             )
         )
     compensate = item.get("compensate")
     sections: list[tuple[str, Any, frozenset[str], Loc]] = [
-        ("input", item.get("input"), upstream, loc + ("input",))
+        ("input", item.get("input"), upstream, (*loc, "input"))
     ]
     if isinstance(compensate, Mapping):
         sections.append(
@@ -189,7 +182,7 @@ def _task_expression_issues(
                 "compensate.input",
                 compensate.get("input"),
                 upstream | {task_id},
-                loc + ("compensate", "input"),
+                (*loc, "compensate", "input"),
             )
         )
     for name, value, allowed, where in sections:

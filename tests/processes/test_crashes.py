@@ -66,7 +66,7 @@ async def run_with_a_crash(env: dict[str, str], crash) -> tuple[int, int]:  # ty
             ended += 1
             if ended == WORKFLOWS // 5:
                 await asyncio.to_thread(crash)
-    calls = Path(env["PODIUM_TEST_CALLS"]).read_text().split()
+    calls = (await asyncio.to_thread(Path(env["PODIUM_TEST_CALLS"]).read_text)).split()
     counts = collections.Counter(calls)
     assert len(counts) == WORKFLOWS * 5  # every attempt's handler ran
     reruns = sum(n - 1 for n in counts.values())

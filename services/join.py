@@ -1,0 +1,282 @@
+"""What one choreography participant knows of one workflow, and what it does next.
+
+Pure: no Kafka, no clock (``now`` is passed in). The participant shell feeds it
+the workflow's trigger, the outcome events it observes and the results of its
+own handlers, and carries out the actions it returns. The join rule itself
+(ready / skipped / waiting / aborted) is the core's ``workflow.choreography``,
+the same code the orchestration state machine runs.
+
+A participant owns the tasks whose type its service handles, and the
+compensations whose type it handles. Compensation runs in reverse dependency
+order: a task's compensation starts once every Succeeded descendant that has
+a compensation has finished compensating.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from workflow.choreography import Abort, Fail, Ready, Skip, readiness, render_compensation_input
+from workflow.definition import Definition, RetryPolicy
+from workflow.expressions import ExpressionError
+from workflow.states import TaskStatus as S
+
+
+class Mine(BaseModel):
+    """One task (or one compensation) this participant runs."""
+
+    status: S = S.PENDING
+    attempt: int = 0
+    input: Any = None
+    retry_due: float | None = None
+
+
+class Join(BaseModel):
+    """The participant's state of one workflow; persisted to its changelog as JSON."""
+
+    workflow_id: str
+    name: str
+    version: int
+    #: None until the trigger has been seen (an outcome can overtake it across topics)
+    input: dict[str, Any] | None = None
+    #: resolved outcomes of every task of the workflow: task id -> (status, output)
+    seen: dict[str, tuple[S, Any]] = Field(default_factory=dict)
+    tasks: dict[str, Mine] = Field(default_factory=dict)
+    compensations: dict[str, Mine] = Field(default_factory=dict)
+    #: compensation status of every task, this participant's or observed
+    undone: dict[str, S] = Field(default_factory=dict)
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    task_id: str
+    attempt: int
+    input: Any
+    compensation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Publish an outcome this participant decided without running a handler."""
+
+    task_id: str
+    status: S  # Skipped or Failed
+    reason: str
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    task_id: str
+    due: float
+    compensation: bool = False
+
+
+Action = Run | Report | Retry
+
+
+def owned(definition: Definition, task_types: set[str]) -> tuple[list[str], list[str]]:
+    """(task ids, compensated task ids) this service handles in the definition."""
+    tasks = [t.id for t in definition.tasks if t.type in task_types]
+    comps = [t.id for t in definition.tasks if t.compensate and t.compensate.type in task_types]
+    return tasks, comps
+
+
+def new_join(definition: Definition, workflow_id: str, task_types: set[str]) -> Join:
+    tasks, comps = owned(definition, task_types)
+    return Join(
+        workflow_id=workflow_id,
+        name=definition.name,
+        version=definition.version,
+        tasks={t: Mine() for t in tasks},
+        compensations={t: Mine() for t in comps},
+    )
+
+
+def is_final_failure(policy: RetryPolicy, attempt: int, retryable: bool) -> bool:
+    return not retryable or attempt >= policy.max_attempts
+
+
+def policy_of(definition: Definition, task_id: str, compensation: bool) -> RetryPolicy:
+    spec = definition.task(task_id)
+    if compensation:
+        assert spec.compensate is not None
+        return spec.compensate.retry
+    return spec.retry
+
+
+# -- inputs --------------------------------------------------------------------
+
+
+def on_trigger(definition: Definition, join: Join, input: dict[str, Any]) -> list[Action]:
+    if join.input is not None:
+        return []  # the same trigger again
+    join.input = input
+    return advance(definition, join)
+
+
+def on_observed(
+    definition: Definition,
+    join: Join,
+    task_id: str,
+    status: S,
+    output: Any,
+    *,
+    attempt: int,
+    retryable: bool = True,
+    compensation: bool = False,
+) -> list[Action]:
+    """An outcome event of another participant's task (or compensation)."""
+    if compensation:
+        if status == S.SUCCEEDED or (
+            status == S.FAILED
+            and is_final_failure(policy_of(definition, task_id, True), attempt, retryable)
+        ):
+            join.undone[task_id] = status
+        return advance(definition, join)
+    if task_id in join.seen:
+        return []  # duplicate, or a late outcome of an earlier attempt
+    if status == S.FAILED:
+        if not is_final_failure(definition.task(task_id).retry, attempt, retryable):
+            return []  # the owner retries
+        join.failed = True
+    join.seen[task_id] = (status, output)
+    return advance(definition, join)
+
+
+def on_result(
+    definition: Definition,
+    join: Join,
+    run: Run,
+    status: S,
+    output: Any,
+    *,
+    retryable: bool,
+    now: float,
+) -> list[Action]:
+    """The result of one of this participant's own handler runs."""
+    mine = (join.compensations if run.compensation else join.tasks)[run.task_id]
+    if mine.status != S.RUNNING or mine.attempt != run.attempt:
+        return []  # stale: restored and re-run meanwhile
+    policy = policy_of(definition, run.task_id, run.compensation)
+    if status == S.SUCCEEDED:
+        mine.status = S.SUCCEEDED
+    elif not is_final_failure(policy, run.attempt, retryable):
+        mine.status = S.RETRYING
+        mine.retry_due = now + policy.delay(run.attempt, f"{join.workflow_id}:{run.task_id}")
+        return [Retry(run.task_id, mine.retry_due, run.compensation)]
+    else:
+        mine.status = S.FAILED
+    if run.compensation:
+        join.undone[run.task_id] = mine.status
+    else:
+        join.seen[run.task_id] = (mine.status, output)
+        join.failed = join.failed or mine.status == S.FAILED
+    return advance(definition, join)
+
+
+def on_retry_due(join: Join, task_id: str, compensation: bool) -> list[Action]:
+    mine = (join.compensations if compensation else join.tasks)[task_id]
+    if mine.status != S.RETRYING:
+        return []
+    mine.status = S.RUNNING
+    mine.attempt += 1
+    mine.retry_due = None
+    return [Run(task_id, mine.attempt, mine.input, compensation)]
+
+
+# -- the rules -----------------------------------------------------------------
+
+
+def advance(definition: Definition, join: Join) -> list[Action]:
+    """Start what has become ready; loop, since a skip can make another task ready."""
+    if join.input is None:
+        return []
+    actions: list[Action] = []
+    progressed = True
+    while progressed:
+        progressed = False
+        if not join.failed:
+            for task_id, mine in join.tasks.items():
+                if mine.status == S.PENDING:
+                    action = _evaluate(definition, join, task_id, mine)
+                    if action is not None:
+                        actions.append(action)
+                        progressed = progressed or mine.status != S.RUNNING
+        if join.failed and definition.on_failure == "compensate":
+            actions += _compensate(definition, join)
+    return actions
+
+
+def _evaluate(definition: Definition, join: Join, task_id: str, mine: Mine) -> Action | None:
+    verdict = readiness(definition, task_id, join.seen, join.input, join.workflow_id)
+    if isinstance(verdict, Ready):
+        mine.status, mine.attempt, mine.input = S.RUNNING, 1, verdict.input
+        return Run(task_id, 1, verdict.input)
+    if isinstance(verdict, Skip):
+        mine.status = S.SKIPPED
+        join.seen[task_id] = (S.SKIPPED, None)
+        return Report(task_id, S.SKIPPED, verdict.reason)
+    if isinstance(verdict, Fail):
+        mine.status = S.FAILED
+        join.seen[task_id] = (S.FAILED, None)
+        join.failed = True
+        return Report(task_id, S.FAILED, verdict.message, verdict.error_type)
+    if isinstance(verdict, Abort):
+        return None  # an upstream failed: this task never runs
+    return None  # waiting
+
+
+def _compensate(definition: Definition, join: Join) -> list[Action]:
+    actions: list[Action] = []
+    for task_id, mine in join.compensations.items():
+        if mine.status != S.PENDING or join.seen.get(task_id, (None,))[0] != S.SUCCEEDED:
+            continue
+        if not _descendants_undone(definition, join, task_id):
+            continue
+        try:
+            payload = render_compensation_input(
+                definition, task_id, join.seen, join.input, join.workflow_id
+            )
+        except ExpressionError as error:
+            mine.status = S.FAILED
+            join.undone[task_id] = S.FAILED
+            actions.append(Report(task_id, S.FAILED, str(error), "ExpressionError"))
+            continue
+        mine.status, mine.attempt, mine.input = S.RUNNING, 1, payload
+        actions.append(Run(task_id, 1, payload, compensation=True))
+    return actions
+
+
+def _descendants_undone(definition: Definition, join: Join, task_id: str) -> bool:
+    """Every Succeeded descendant with a compensation has compensated successfully."""
+    tasks = definition.plan.tasks
+    stack = list(tasks[task_id].dependents)
+    visited: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in visited:
+            continue
+        visited.add(current)
+        spec = tasks[current].spec
+        succeeded = join.seen.get(current, (None,))[0] == S.SUCCEEDED
+        if succeeded and spec.compensate is not None and join.undone.get(current) != S.SUCCEEDED:
+            return False
+        stack.extend(tasks[current].dependents)
+    return True
+
+
+def in_flight(join: Join) -> list[Action]:
+    """After a restore: re-run what was running, re-arm the retry timers."""
+    actions: list[Action] = []
+    for compensation, group in ((False, join.tasks), (True, join.compensations)):
+        for task_id, mine in group.items():
+            if mine.status == S.RUNNING:
+                actions.append(Run(task_id, mine.attempt, mine.input, compensation))
+            elif mine.status == S.RETRYING and mine.retry_due is not None:
+                actions.append(Retry(task_id, mine.retry_due, compensation))
+    return actions
