@@ -1,0 +1,98 @@
+"""Run the 5-step chain benchmark for each system on one broker and write the figures.
+
+    python benchmarks/run.py [--systems floor,...] [--out benchmarks/results/chain.json]
+
+Uses PODIUM_BOOTSTRAP_SERVERS when set, otherwise starts one embedded tansu
+broker for the whole run. Each system runs in turn: ready-check, 300 sequential
+workflows (latency), then 3,000 workflows with 100 in flight (throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import floor
+from harness import RESULTS_DIR, Result, SystemFactory, measure, print_results, write_results
+
+from podium.broker import bootstrap_or_embedded
+from podium.settings import Settings
+
+# name -> factory(bootstrap) -> async context manager yielding a ready harness.Chain
+SYSTEMS: dict[str, SystemFactory] = {
+    "floor": floor.chain,
+    # "orchestration": orchestration.chain,
+    # "choreography": choreography.chain,
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: %(default)s")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "chain.json")
+    p.add_argument("--latency-n", type=int, default=300)
+    p.add_argument("--throughput-n", type=int, default=3_000)
+    p.add_argument("--concurrency", type=int, default=100)
+    p.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=None,
+        help="consumer fetch_max_wait_ms for every system (PODIUM_CONSUMER__FETCH_MAX_WAIT_MS)",
+    )
+    p.add_argument(
+        "--fresh-broker",
+        action="store_true",
+        help="a new embedded broker per system (tansu slows as its memory logs grow)",
+    )
+    return p.parse_args(argv)
+
+
+async def run_all(bootstrap: str, names: list[str], args: argparse.Namespace) -> list[Result]:
+    results = []
+    for name in names:
+        print(f"== {name} on {bootstrap}", flush=True)
+        result = await measure(
+            name,
+            SYSTEMS[name],
+            bootstrap,
+            latency_n=args.latency_n,
+            throughput_n=args.throughput_n,
+            concurrency=args.concurrency,
+        )
+        print_results([result])
+        results.append(result)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    names = [n.strip() for n in args.systems.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown:
+        print(f"unknown systems {unknown}; known: {sorted(SYSTEMS)}", file=sys.stderr)
+        return 2
+    if args.fetch_max_wait_ms is not None:  # child processes of every system read it too
+        os.environ["PODIUM_CONSUMER__FETCH_MAX_WAIT_MS"] = str(args.fetch_max_wait_ms)
+    settings = Settings()
+    groups = [[n] for n in names] if args.fresh_broker else [names]
+    results = []
+    for group in groups:
+        with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+            results += asyncio.run(run_all(bootstrap, group, args))
+    broker = "external" if settings.bootstrap_servers else "embedded tansu"
+    write_results(
+        args.out,
+        results,
+        broker=broker,
+        fetch_max_wait_ms=Settings().consumer.fetch_max_wait_ms,
+    )
+    print(f"\nwrote {args.out}")
+    print_results(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
