@@ -22,6 +22,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -53,9 +54,41 @@ from workflow.states import TERMINAL
 
 log = logging.getLogger("podium.conductor")
 
-SOURCE = "podium/conductor"
-MODE = "orchestration"
-GROUP = "podium.conductor"
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """What a process running the state machine does with its decisions.
+
+    The conductor executes them (commands, every timer) for orchestrated
+    workflows. The tracker only observes: it runs the same machine over the
+    events of both modes, fires nothing but workflow timeouts, and announces the
+    start and end of choreographed workflows, which have no conductor.
+    """
+
+    name: str
+    group: str
+    changelog: str
+    source: str
+    executes: bool
+    announces: frozenset[str]
+
+
+CONDUCTOR = Role(
+    "conductor",
+    "podium.conductor",
+    topics.CONDUCTOR_CHANGELOG,
+    "podium/conductor",
+    executes=True,
+    announces=frozenset({"orchestration"}),
+)
+TRACKER = Role(
+    "tracker",
+    "podium.tracker",
+    topics.TRACKER_CHANGELOG,
+    "podium/tracker",
+    executes=False,
+    announces=frozenset({"choreography"}),
+)
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
 
@@ -75,17 +108,19 @@ class Conductor:
         bootstrap_servers: str,
         settings: Settings,
         *,
+        role: Role = CONDUCTOR,
         on_state: Callable[[WorkflowState], None] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.role = role
         #: called with every new state (the live view of `podium run`)
         self.on_state = on_state
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
-        #: workflow id -> (partition, state) for the partitions this conductor owns
-        self._workflows: dict[str, tuple[int, WorkflowState]] = {}
+        #: workflow id -> (partition, mode, state) for the partitions this process owns
+        self._workflows: dict[str, tuple[int, str, WorkflowState]] = {}
         #: (due, workflow id, timer id) for the owned workflows
         self._timers: list[tuple[float, str, str]] = []
         self._owned: set[int] = set()
@@ -94,7 +129,7 @@ class Conductor:
         # topic (co-partitioning), as Kafka Streams requires
         self._consumer = make_consumer(
             bootstrap_servers,
-            group_id=GROUP,
+            group_id=role.group,
             settings=settings.consumer,
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
@@ -112,7 +147,7 @@ class Conductor:
                 topics.TRIGGERS,
                 topics.OUTCOMES,
                 topics.WORKFLOWS,
-                topics.CONDUCTOR_CHANGELOG,
+                self.role.changelog,
                 topics.DEAD_LETTER,
                 *(topics.commands(t) for t in self.catalog.task_types),
             ],
@@ -128,7 +163,7 @@ class Conductor:
         finally:
             await self._consumer.stop()
             await self._producer.stop()
-            log.info("conductor stopped")
+            log.info("%s stopped", self.role.name)
 
     def _poll_timeout_ms(self) -> int:
         if not self._timers:
@@ -172,6 +207,8 @@ class Conductor:
         if isinstance(data, WorkflowTriggered):
             if workflow_id in self._workflows:
                 return  # the same trigger again: a workflow id starts once
+            if self.role.executes and data.mode not in self.role.announces:
+                return  # a choreographed workflow: the services drive it
             definition = self.catalog.get(data.workflow, data.version)
             problems = definition.input_errors(data.input)
             if problems:
@@ -179,18 +216,20 @@ class Conductor:
             start = machine.Started(
                 workflow_id=workflow_id, input=data.input, seed=seed_of(workflow_id)
             )
-            self._decide(partition, workflow_id, definition, None, start, now)
-            self._emit(
-                topics.WORKFLOWS, partition, encode(started_event(data, workflow_id, event, SOURCE))
-            )
+            self._decide(partition, workflow_id, data.mode, definition, None, start, now)
+            if data.mode in self.role.announces:
+                started = started_event(data, workflow_id, event, self.role.source)
+                self._emit(topics.WORKFLOWS, partition, encode(started))
         elif isinstance(data, TaskSucceeded | TaskFailed):
             owned = self._workflows.get(workflow_id)
             if owned is None:
                 return  # an outcome of a workflow this conductor never started, or evicted
-            _, state = owned
+            _, mode, state = owned
             definition = self.catalog.get(state.name, state.version)
-            self._decide(partition, workflow_id, definition, state, core_outcome(data), now)
-        # other event types on these topics are not the conductor's business
+            outcome = core_outcome(data)
+            self._decide(partition, workflow_id, mode, definition, state, outcome, now)
+        # other event types (a choreography Skipped report: the machine derives skips
+        # itself) are not the state machine's input
 
     def _fire_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -198,13 +237,14 @@ class Conductor:
             owned = self._workflows.get(workflow_id)
             if owned is None:
                 continue
-            partition, state = owned
+            partition, mode, state = owned
             if timer_id not in state.timers:
                 continue  # cancelled or already fired
             definition = self.catalog.get(state.name, state.version)
             self._decide(
                 partition,
                 workflow_id,
+                mode,
                 definition,
                 state,
                 machine.TimerFired(timer_id=timer_id),
@@ -215,31 +255,35 @@ class Conductor:
         self,
         partition: int,
         workflow_id: str,
+        mode: str,
         definition: Any,
         state: WorkflowState | None,
         event: Any,
         now: float,
     ) -> None:
         new_state, commands = machine.decide(definition, state, event, now)
-        if new_state is state:
+        if new_state is state or new_state is None:
             return
-        self._workflows[workflow_id] = (partition, new_state)
+        self._workflows[workflow_id] = (partition, mode, new_state)
         self._changed[workflow_id] = partition
         if self.on_state is not None:
             self.on_state(new_state)
         for command in commands:
-            self._execute(partition, workflow_id, new_state, command)
+            self._execute(partition, workflow_id, mode, new_state, command)
 
     def _execute(
-        self, partition: int, workflow_id: str, state: WorkflowState, command: Any
+        self, partition: int, workflow_id: str, mode: str, state: WorkflowState, command: Any
     ) -> None:
         if isinstance(command, machine.RunTask):
-            record = encode(command_event(state, command, SOURCE))
-            self._emit(topics.commands(command.task_type), partition, record)
+            if self.role.executes:
+                record = encode(command_event(state, command, self.role.source))
+                self._emit(topics.commands(command.task_type), partition, record)
         elif isinstance(command, machine.ScheduleTimer):
-            heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
-        elif isinstance(command, machine.WorkflowFinished):
-            self._emit(topics.WORKFLOWS, partition, encode(finished_event(state, SOURCE, MODE)))
+            if self.role.executes or command.purpose == "workflow_timeout":
+                heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
+        elif isinstance(command, machine.WorkflowFinished) and mode in self.role.announces:
+            ended = finished_event(state, self.role.source, mode)
+            self._emit(topics.WORKFLOWS, partition, encode(ended))
 
     # -- output -------------------------------------------------------------------
 
@@ -255,11 +299,10 @@ class Conductor:
         """Send the batch's changelog snapshots and outbox, and wait for every ack."""
         futures = []
         for workflow_id, partition in self._changed.items():
-            _, state = self._workflows[workflow_id]
-            snapshot = KafkaRecord(
-                key=workflow_id.encode(), value=orjson.dumps(state.model_dump(mode="json"))
-            )
-            futures.append(await self._send(topics.CONDUCTOR_CHANGELOG, partition, snapshot))
+            _, mode, state = self._workflows[workflow_id]
+            value = orjson.dumps({"mode": mode, "state": state.model_dump(mode="json")})
+            snapshot = KafkaRecord(key=workflow_id.encode(), value=value)
+            futures.append(await self._send(self.role.changelog, partition, snapshot))
         for topic, partition, record in self._outbox:
             futures.append(await self._send(topic, partition, record))
         self._changed.clear()
@@ -283,46 +326,58 @@ class Conductor:
         if not new:
             return
         started = time.monotonic()
-        restored: dict[str, tuple[int, WorkflowState]] = {}
+        restored: dict[str, tuple[int, str, WorkflowState]] = {}
         async for record in read_partitions(
-            self.bootstrap_servers, topics.CONDUCTOR_CHANGELOG, new, self.settings.consumer
+            self.bootstrap_servers, self.role.changelog, new, self.settings.consumer
         ):
             if record.key is None or record.value is None:
                 continue
             try:
-                state = WorkflowState.model_validate_json(record.value)
-            except ValueError:
+                snapshot = orjson.loads(record.value)
+                state = WorkflowState.model_validate(snapshot["state"])
+            except (ValueError, KeyError, TypeError):
                 log.error("unreadable changelog record at %s@%d", record.partition, record.offset)
                 continue
-            restored[record.key.decode()] = (record.partition, state)
+            restored[record.key.decode()] = (record.partition, snapshot.get("mode", ""), state)
         self._owned |= new
         self._workflows.update(restored)
         now = time.time()
-        for workflow_id, (partition, state) in restored.items():
-            self._resume(partition, workflow_id, state, now)
+        for workflow_id, (partition, mode, state) in restored.items():
+            try:
+                self._resume(partition, workflow_id, mode, state, now)
+            except UnknownWorkflow as exc:
+                log.error("cannot resume %s: %s", workflow_id, exc)
         log.info(
-            "restored %d workflow(s) of partitions %s in %.0f ms",
+            "%s restored %d workflow(s) of partitions %s in %.0f ms",
+            self.role.name,
             len(restored),
             sorted(new),
             (time.monotonic() - started) * 1000,
         )
         await self._flush()
 
-    def _resume(self, partition: int, workflow_id: str, state: WorkflowState, now: float) -> None:
+    def _resume(
+        self, partition: int, workflow_id: str, mode: str, state: WorkflowState, now: float
+    ) -> None:
         """Re-arm timers and re-issue in-flight commands of a restored workflow."""
         if state.status in TERMINAL:
-            if state.ended_at is not None and now - state.ended_at < REANNOUNCE_WINDOW_S:
-                self._emit(topics.WORKFLOWS, partition, encode(finished_event(state, SOURCE, MODE)))
+            recent = state.ended_at is not None and now - state.ended_at < REANNOUNCE_WINDOW_S
+            if recent and mode in self.role.announces:
+                ended = finished_event(state, self.role.source, mode)
+                self._emit(topics.WORKFLOWS, partition, encode(ended))
             return
         for timer_id, timer in state.timers.items():
-            heapq.heappush(self._timers, (timer.due, workflow_id, timer_id))
+            if self.role.executes or timer.purpose == "workflow_timeout":
+                heapq.heappush(self._timers, (timer.due, workflow_id, timer_id))
+        if not self.role.executes:
+            return
         for command in machine.in_flight(self.catalog.get(state.name, state.version), state):
-            record = encode(command_event(state, command, SOURCE))
+            record = encode(command_event(state, command, self.role.source))
             self._emit(topics.commands(command.task_type), partition, record)
 
     def revoke(self, partitions: set[int]) -> None:
         self._owned -= partitions
-        for workflow_id in [w for w, (p, _) in self._workflows.items() if p in partitions]:
+        for workflow_id in [w for w, (p, _, _) in self._workflows.items() if p in partitions]:
             del self._workflows[workflow_id]
         self._timers = [t for t in self._timers if t[1] in self._workflows]
         heapq.heapify(self._timers)

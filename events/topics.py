@@ -9,6 +9,7 @@ one conductor (or one choreography participant) owns each workflow.
 - `podium.outcomes`: task.succeeded / task.failed (task services)
 - `podium.workflows`: workflow.started / completed / failed (conductor, tracker)
 - `podium.conductor.changelog`: workflow state snapshots, compacted (conductor)
+- `podium.tracker.changelog`: the tracker's workflow state snapshots, compacted
 - `podium.choreo.<service>.changelog`: join state of one service, compacted
 - `podium.dlq`: records that could not be decoded, reason in headers (any consumer)
 """
@@ -21,6 +22,7 @@ TRIGGERS = "podium.triggers"
 OUTCOMES = "podium.outcomes"
 WORKFLOWS = "podium.workflows"
 CONDUCTOR_CHANGELOG = "podium.conductor.changelog"
+TRACKER_CHANGELOG = "podium.tracker.changelog"
 DEAD_LETTER = "podium.dlq"
 
 _TASK_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -63,9 +63,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings(bootstrap_servers: str | None, definitions: Path | None = None) -> Settings:
-    settings = Settings()
+def _settings(
+    bootstrap_servers: str | None, definitions: Path | None = None, mode: str | None = None
+) -> Settings:
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        raise _fail(f"invalid PODIUM_* setting: {exc}") from None
     updates: dict[str, Any] = {}
+    if mode is not None:
+        if mode not in ("orchestration", "choreography"):
+            raise _fail(f"--mode must be orchestration or choreography, not {mode!r}")
+        updates["mode"] = mode
     if bootstrap_servers:
         updates["bootstrap_servers"] = bootstrap_servers
     if definitions:
@@ -127,24 +136,52 @@ def validate(
 @app.command()
 def service(
     targets: list[str] = typer.Argument(..., metavar="MODULE:OBJ...", help="Task services to run."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="orchestration or choreography (PODIUM_MODE)."
+    ),
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
     concurrency: int | None = typer.Option(None, min=1, help="Handlers running at once."),
 ) -> None:
-    """Run task services: consume their commands, run the handlers, publish outcomes."""
+    """Run task services: handle commands (orchestration) or react to events (choreography)."""
     from podium.loading import LoadError, load_services
-    from services.worker import Worker
 
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions)
+    settings = _settings(bootstrap_servers, definitions, mode)
     if concurrency:
         settings = settings.model_copy(update={"concurrency": concurrency})
     try:
         loaded = load_services(targets)
     except LoadError as exc:
         raise _fail(str(exc)) from None
+    if settings.mode == "choreography":
+        from services.participant import Participant
+
+        catalog = _catalog(settings)
+        with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+            asyncio.run(
+                _serve(lambda: [Participant(s, catalog, bootstrap, settings) for s in loaded])
+            )
+        return
+    from services.worker import Worker
+
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         asyncio.run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded]))
+
+
+@app.command()
+def tracker(
+    definitions: Path | None = DEFINITIONS,
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Run the tracker: watch workflows of both modes, announce choreographed ones' ends."""
+    from conductor.conductor import TRACKER, Conductor
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    catalog = _catalog(settings)
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        asyncio.run(_serve(lambda: [Conductor(catalog, bootstrap, settings, role=TRACKER)]))
 
 
 @app.command()
@@ -190,7 +227,9 @@ def trigger(
     wait: bool = typer.Option(False, "--wait", help="Follow the workflow to its end."),
     timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to wait."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
-    mode: str = typer.Option("orchestration", "--mode", help="orchestration or choreography."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="orchestration or choreography (PODIUM_MODE)."
+    ),
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
@@ -199,7 +238,7 @@ def trigger(
     from workflow.catalog import UnknownWorkflow
 
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions)
+    settings = _settings(bootstrap_servers, definitions, mode)
     catalog = _catalog(settings)
     payload = _json_input(input)
     try:
@@ -214,7 +253,9 @@ def trigger(
         await prepare_topics(bootstrap, settings, catalog.task_types)
         async with Client(bootstrap, settings) as client:
             try:
-                wid = await client.trigger(definition, payload, workflow_id=workflow_id, mode=mode)
+                wid = await client.trigger(
+                    definition, payload, workflow_id=workflow_id, mode=settings.mode
+                )
             except InputRejected as exc:
                 raise _fail(f"input rejected: {exc}") from None
             if not wait:
@@ -239,13 +280,15 @@ def run(
     definition_file: Path = typer.Argument(..., metavar="DEFINITION", help="A definition file."),
     services: list[str] = typer.Option(..., "--services", help="MODULE:OBJ task services."),
     input: str = typer.Option("{}", "--input", help="Workflow input, a JSON object."),
-    mode: str = typer.Option("orchestration", "--mode", help="orchestration or choreography."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="orchestration or choreography (PODIUM_MODE)."
+    ),
     workflow_id: str | None = typer.Option(None, "--id", help="Workflow id (default: random)."),
     timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to wait."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
-    """One shot: start services and conductor, run one workflow, stop everything."""
+    """One shot: start the services (and conductor or tracker), run one workflow, stop all."""
     from podium.client import InputRejected, result_json
     from podium.live import LiveView
     from podium.loading import LoadError, load_services
@@ -254,9 +297,7 @@ def run(
     from workflow.validation import DefinitionError
 
     configure_logging()
-    if mode not in ("orchestration", "choreography"):
-        raise _fail(f"--mode must be orchestration or choreography, not {mode!r}")
-    settings = _settings(bootstrap_servers)
+    settings = _settings(bootstrap_servers, mode=mode)
     try:
         definition = load_definition(definition_file)
     except DefinitionError as exc:
@@ -287,7 +328,7 @@ def run(
                         settings=settings,
                         workflow_id=workflow_id,
                         timeout=timeout,
-                        mode=mode,
+                        mode=settings.mode,
                         on_state=view.update if view is not None else None,
                     )
                 )

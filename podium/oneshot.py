@@ -8,9 +8,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from conductor.conductor import Conductor
+from conductor.conductor import TRACKER, Conductor
 from podium.client import Client, Ended, prepare_topics
 from podium.settings import Settings
+from services.participant import Participant
 from services.service import TaskService
 from services.worker import Worker
 from workflow.catalog import Catalog
@@ -34,22 +35,41 @@ async def run_once(
     mode: str = "orchestration",
     on_state: OnState | None = None,
 ) -> tuple[str, Ended]:
-    if mode != "orchestration":
-        raise LookupError(f"mode {mode!r} is not available yet")
     catalog = Catalog([definition])
     missing = catalog.task_types - {t for s in services for t in s.task_types}
     if missing:
         raise LookupError(f"no service handles task type(s): {', '.join(sorted(missing))}")
     await prepare_topics(bootstrap_servers, settings, catalog.task_types)
-    workers = [Worker(service, bootstrap_servers, settings) for service in services]
-    conductor = Conductor(catalog, bootstrap_servers, settings, on_state=on_state)
-    parts: list[Any] = [*workers, conductor]
+    parts = build_parts(catalog, services, bootstrap_servers, settings, mode, on_state)
     async with _running(parts) as tasks:
         await _all_ready(parts, tasks)
         async with Client(bootstrap_servers, settings) as client:
-            workflow_id = await client.trigger(definition, input, workflow_id=workflow_id)
+            workflow_id = await client.trigger(
+                definition, input, workflow_id=workflow_id, mode=mode
+            )
             ended = await _unless_crashed(client.expect(workflow_id), tasks, timeout)
     return workflow_id, ended
+
+
+def build_parts(
+    catalog: Catalog,
+    services: list[TaskService],
+    bootstrap_servers: str,
+    settings: Settings,
+    mode: str,
+    on_state: OnState | None = None,
+) -> list[Any]:
+    """The components of one deployment in `mode`, not yet started.
+
+    Orchestration: a worker per service and the conductor. Choreography: a
+    participant per service and the tracker, which announces the end.
+    """
+    if mode == "choreography":
+        participants = [Participant(s, catalog, bootstrap_servers, settings) for s in services]
+        tracker = Conductor(catalog, bootstrap_servers, settings, role=TRACKER, on_state=on_state)
+        return [*participants, tracker]
+    workers = [Worker(service, bootstrap_servers, settings) for service in services]
+    return [*workers, Conductor(catalog, bootstrap_servers, settings, on_state=on_state)]
 
 
 @contextlib.asynccontextmanager

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from conductor.conductor import Conductor
 from podium.client import Client, Ended, prepare_topics
+from podium.oneshot import build_parts
 from podium.settings import Settings
-from services.worker import Worker
 from tests.e2e import services as test_services
 from workflow.catalog import Catalog
 from workflow.loader import load_definitions
@@ -23,12 +22,14 @@ FLOWS = Path(__file__).parent / "flows"
 
 @dataclass
 class Deployment:
+    mode: str
     client: Client
     catalog: Catalog
     settings: Settings
+    parts: list[Any]
 
     async def start(self, name: str, input: dict[str, Any]) -> str:
-        return await self.client.trigger(self.catalog.get(name), input)
+        return await self.client.trigger(self.catalog.get(name), input, mode=self.mode)
 
     async def wait(self, workflow_id: str, timeout: float = 20) -> Ended:
         return await asyncio.wait_for(self.client.expect(workflow_id), timeout)
@@ -37,18 +38,19 @@ class Deployment:
         return await self.wait(await self.start(name, input), timeout)
 
 
-@pytest.fixture(scope="module")
-async def deployment(kafka: str) -> AsyncIterator[Deployment]:
+@pytest.fixture(scope="module", params=["orchestration", "choreography"])
+async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterator[Deployment]:
+    """Task services and a conductor (orchestration) or a tracker (choreography)."""
+    mode = request.param
     settings = Settings(bootstrap_servers=kafka)
     catalog = Catalog(load_definitions(FLOWS))
     await prepare_topics(kafka, settings, catalog.task_types)
-    parts: list[Any] = [Worker(s, kafka, settings) for s in test_services.services]
-    parts.append(Conductor(catalog, kafka, settings))
+    parts = build_parts(catalog, test_services.services, kafka, settings, mode)
     tasks = [asyncio.create_task(part.run()) for part in parts]
     try:
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in parts)), 60)
         async with Client(kafka, settings) as client:
-            yield Deployment(client, catalog, settings)
+            yield Deployment(mode, client, catalog, settings, parts)
     finally:
         for part in parts:
             part.stop()

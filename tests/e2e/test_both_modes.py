@@ -1,4 +1,9 @@
-"""Every task-state rule of the core, seen on the wire through a real broker."""
+"""Every task-state rule of the core, seen on the wire through a real broker.
+
+The `deployment` fixture runs every case in both modes (orchestration and
+choreography): the same definitions and handlers must give the same workflow
+state, output and task states.
+"""
 
 from __future__ import annotations
 
@@ -101,13 +106,13 @@ async def test_bad_trigger_input_is_refused_before_publishing(deployment: Deploy
 async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
     deployment: Deployment, kafka: str
 ) -> None:
+    # the topic the mode's services consume: commands, or the outcomes they react to
+    topic = topics.commands("test.step") if deployment.mode == "orchestration" else topics.OUTCOMES
     marker = uuid.uuid4().hex.encode()
     producer = make_producer(kafka)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            topics.commands("test.step"), value=b"\x00garbage" + marker, key=b"wf-garbage"
-        )
+        await producer.send_and_wait(topic, value=b"\x00garbage" + marker, key=b"wf-garbage")
     finally:
         await producer.stop()
     consumer = make_consumer(kafka, topics.DEAD_LETTER, group_id=None)
@@ -121,7 +126,7 @@ async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
     finally:
         await consumer.stop()
     headers = dict(dead.headers)
-    assert headers["podium_dlq_topic"] == topics.commands("test.step").encode()
+    assert headers["podium_dlq_topic"] == topic.encode()
     assert b"missing CloudEvents header" in headers["podium_dlq_reason"]
     result = await deployment.run("fanout", {"n": 1})
     assert result.state == "Succeeded"

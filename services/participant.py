@@ -1,0 +1,395 @@
+"""The choreography participant: a task service with no conductor.
+
+It consumes the workflow triggers and the outcome events of its partitions
+(group `podium.choreo.<service>`, range assignment so each member owns the same
+partition number of both topics), keeps a `Join` per workflow, and runs its own
+tasks when `services.join` says they are ready. Join state is persisted to a
+co-partitioned changelog before the input offsets are committed, and restored
+on assignment, as the conductor does; retry timers live in it.
+
+    getmany(triggers, outcomes) -> decode (bad -> dead-letter) -> join rules
+      -> start handlers; send changelog snapshots -> ack -> commit
+    handler done -> outcome event + changelog snapshot -> ack
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from events import (
+    CloudEvent,
+    DecodeError,
+    ErrorInfo,
+    KafkaRecord,
+    TaskCommand,
+    TaskFailed,
+    TaskSkipped,
+    TaskSucceeded,
+    WorkflowTriggered,
+    dead_letter,
+    decode,
+    encode,
+    new_event,
+    topics,
+)
+from podium.changelog import read_partitions
+from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
+from podium.settings import Settings
+from services import join as rules
+from services.execute import execute
+from services.join import Join, Report, Retry, Run
+from services.service import TaskService
+from workflow import machine
+from workflow.catalog import Catalog, UnknownWorkflow
+from workflow.definition import Definition
+from workflow.states import TaskStatus as S
+
+log = logging.getLogger("podium.choreography")
+
+MODE = "choreography"
+
+
+class Participant:
+    def __init__(
+        self, service: TaskService, catalog: Catalog, bootstrap_servers: str, settings: Settings
+    ) -> None:
+        self.service = service
+        self.catalog = catalog
+        self.bootstrap_servers = bootstrap_servers
+        self.settings = settings
+        self.types = set(service.task_types)
+        self.source = f"podium/service/{service.name}"
+        self.changelog = topics.choreography_changelog(service.name)
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._joins: dict[str, tuple[int, Join]] = {}
+        self._owned: set[int] = set()
+        self._timers: list[tuple[float, str, str, bool]] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._outbox: list[tuple[str, int | None, KafkaRecord]] = []
+        self._changed: dict[str, int] = {}
+        self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
+        self._producer = make_producer(bootstrap_servers)
+        self._consumer = make_consumer(
+            bootstrap_servers,
+            group_id=f"podium.choreo.{service.name}",
+            settings=settings.consumer,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await ensure_topics(
+            self.bootstrap_servers,
+            [
+                topics.TRIGGERS,
+                topics.OUTCOMES,
+                topics.WORKFLOWS,
+                self.changelog,
+                topics.DEAD_LETTER,
+            ],
+            self.settings.partitions,
+        )
+        self._consumer.subscribe([topics.TRIGGERS, topics.OUTCOMES], listener=_Listener(self))
+        await self._producer.start()
+        await self._consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms())
+                await self._process(batch)
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+            await self._flush()
+        finally:
+            await self._consumer.stop()
+            await self._producer.stop()
+            self._executor.shutdown(wait=False)
+            log.info("participant %s stopped", self.service.name)
+
+    def _poll_timeout_ms(self) -> int:
+        if not self._timers:
+            return 100
+        return max(0, min(100, int((self._timers[0][0] - time.time()) * 1000)))
+
+    async def _process(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        now = time.time()
+        for records in batch.values():
+            for record in records:
+                self._handle(record, now)
+        self._fire_timers(now)
+        if not self._outbox and not self._changed and not batch:
+            return
+        await self._flush()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, KafkaError) as exc:
+                log.warning("commit failed (%s); the batch will be redelivered", exc)
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def _handle(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
+        raw = raw_record(record)
+        try:
+            event = decode(raw)
+            self._route(record.partition, event, now)
+        except DecodeError as error:
+            self._dead_letter(error)
+        except UnknownWorkflow as exc:
+            self._dead_letter(DecodeError(str(exc), raw))
+
+    def _route(self, partition: int, event: CloudEvent, now: float) -> None:
+        data = event.data
+        if isinstance(data, WorkflowTriggered):
+            if data.mode != MODE:
+                return  # a conductor's workflow
+            definition = self.catalog.get(data.workflow, data.version)
+            join = self._join(partition, event.workflowid, definition)
+            if join is not None:
+                self._apply(partition, join, rules.on_trigger(definition, join, data.input), now)
+        elif isinstance(data, TaskSucceeded | TaskFailed | TaskSkipped):
+            definition = self.catalog.get(data.workflow, data.version)
+            join = self._join(partition, event.workflowid, definition)
+            if join is None or (not data.compensation and data.task_id in join.tasks):
+                return  # not ours, or our own outcome coming back
+            status, output, retryable = _observed(data)
+            actions = rules.on_observed(
+                definition,
+                join,
+                data.task_id,
+                status,
+                output,
+                attempt=data.attempt,
+                retryable=retryable,
+                compensation=data.compensation,
+            )
+            self._apply(partition, join, actions, now)
+
+    def _join(self, partition: int, workflow_id: str, definition: Definition) -> Join | None:
+        found = self._joins.get(workflow_id)
+        if found is not None:
+            return found[1]
+        tasks, comps = rules.owned(definition, self.types)
+        if not tasks and not comps:
+            return None  # this service plays no part in that workflow
+        join = rules.new_join(definition, workflow_id, self.types)
+        self._joins[workflow_id] = (partition, join)
+        return join
+
+    def _fire_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _, workflow_id, task_id, compensation = heapq.heappop(self._timers)
+            found = self._joins.get(workflow_id)
+            if found is not None:
+                partition, join = found
+                self._apply(partition, join, rules.on_retry_due(join, task_id, compensation), now)
+
+    # -- actions --------------------------------------------------------------------
+
+    def _apply(self, partition: int, join: Join, actions: list[rules.Action], now: float) -> None:
+        self._changed[join.workflow_id] = partition
+        definition = self.catalog.get(join.name, join.version)
+        for action in actions:
+            if isinstance(action, Run):
+                task = asyncio.create_task(self._run(partition, definition, join, action))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            elif isinstance(action, Retry):
+                heapq.heappush(
+                    self._timers,
+                    (action.due, join.workflow_id, action.task_id, action.compensation),
+                )
+            elif isinstance(action, Report):
+                self._emit(
+                    topics.OUTCOMES, partition, encode(self._report(definition, join, action))
+                )
+
+    async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
+        command = _command(definition, join, run)
+        registration = self.service.handlers[command.task_type]
+        outcome = await execute(registration, command, join.workflow_id, self._executor)
+        status = S.SUCCEEDED if isinstance(outcome, TaskSucceeded) else S.FAILED
+        retryable = outcome.error.retryable if isinstance(outcome, TaskFailed) else True
+        output = outcome.output if isinstance(outcome, TaskSucceeded) else None
+        self._emit(topics.OUTCOMES, partition, encode(self._outcome_event(join, outcome)))
+        if self._joins.get(join.workflow_id, (None, None))[1] is join:  # still ours
+            actions = rules.on_result(
+                definition, join, run, status, output, retryable=retryable, now=time.time()
+            )
+            self._apply(partition, join, actions, time.time())
+        try:
+            await self._flush()
+        except KafkaError:
+            log.exception("could not publish the outcome of %s", command.command_id)
+
+    def _outcome_event(self, join: Join, outcome: TaskSucceeded | TaskFailed) -> CloudEvent:
+        kind = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
+        return new_event(
+            outcome,
+            source=self.source,
+            workflow_id=join.workflow_id,
+            id=f"{outcome.command_id}:{kind}",
+            task_id=outcome.task_id,
+            attempt=outcome.attempt,
+        )
+
+    def _report(self, definition: Definition, join: Join, report: Report) -> CloudEvent:
+        spec = definition.task(report.task_id)
+        common: dict[str, Any] = {
+            "workflow": join.name,
+            "version": join.version,
+            "command_id": f"{join.workflow_id}:{report.task_id}:1",
+            "task_id": report.task_id,
+            "task_type": spec.type,
+            "attempt": 1,
+        }
+        payload: TaskSkipped | TaskFailed
+        if report.status == S.SKIPPED:
+            payload = TaskSkipped(**common, reason=report.reason)
+        else:
+            error = ErrorInfo(
+                type=report.error_type or "Error", message=report.reason, retryable=False
+            )
+            payload = TaskFailed(**common, error=error)
+        return new_event(
+            payload,
+            source=self.source,
+            workflow_id=join.workflow_id,
+            id=f"{common['command_id']}:{report.status.lower()}",
+            task_id=report.task_id,
+            attempt=1,
+        )
+
+    # -- output ---------------------------------------------------------------------
+
+    def _emit(self, topic: str, partition: int | None, record: KafkaRecord) -> None:
+        self._outbox.append((topic, partition, record))
+
+    def _dead_letter(self, error: DecodeError) -> None:
+        log.warning("dead-lettering %s", error)
+        topic, record = dead_letter(error)
+        self._emit(topic, None, record)
+
+    async def _flush(self) -> None:
+        """Send pending snapshots and events together; return when all are acknowledged."""
+        outbox, self._outbox = self._outbox, []
+        changed, self._changed = self._changed, {}
+        futures = []
+        for workflow_id, partition in changed.items():
+            found = self._joins.get(workflow_id)
+            if found is None:
+                continue
+            value = orjson.dumps(found[1].model_dump(mode="json"))
+            record = KafkaRecord(key=workflow_id.encode(), value=value)
+            futures.append(await self._send(self.changelog, partition, record))
+        for topic, partition, record in outbox:
+            futures.append(await self._send(topic, partition, record))
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def _send(
+        self, topic: str, partition: int | None, record: KafkaRecord
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value=record.value, key=record.key, headers=record.headers, partition=partition
+        )
+        return future
+
+    # -- partition ownership --------------------------------------------------------
+
+    async def restore(self, partitions: set[int]) -> None:
+        new = partitions - self._owned
+        if not new:
+            return
+        restored: dict[str, tuple[int, Join]] = {}
+        async for record in read_partitions(
+            self.bootstrap_servers, self.changelog, new, self.settings.consumer
+        ):
+            if record.key is None or record.value is None:
+                continue
+            try:
+                restored[record.key.decode()] = (
+                    record.partition,
+                    Join.model_validate_json(record.value),
+                )
+            except ValueError:
+                log.error("unreadable changelog record at %s@%d", record.partition, record.offset)
+        self._owned |= new
+        self._joins.update(restored)
+        now = time.time()
+        for partition, join in restored.values():
+            try:
+                self.catalog.get(join.name, join.version)
+            except UnknownWorkflow:
+                continue
+            self._apply(partition, join, rules.in_flight(join), now)
+        log.info(
+            "participant %s restored %d workflow(s) of partitions %s",
+            self.service.name,
+            len(restored),
+            sorted(new),
+        )
+
+    def revoke(self, partitions: set[int]) -> None:
+        self._owned -= partitions
+        for workflow_id in [w for w, (p, _) in self._joins.items() if p in partitions]:
+            del self._joins[workflow_id]
+
+
+def _observed(data: TaskSucceeded | TaskFailed | TaskSkipped) -> tuple[S, Any, bool]:
+    if isinstance(data, TaskSucceeded):
+        return S.SUCCEEDED, data.output, True
+    if isinstance(data, TaskSkipped):
+        return S.SKIPPED, None, True
+    return S.FAILED, None, data.error.retryable
+
+
+def _command(definition: Definition, join: Join, run: Run) -> TaskCommand:
+    core = machine.run_task(
+        definition,
+        join.workflow_id,
+        run.task_id,
+        run.attempt,
+        run.input,
+        compensation=run.compensation,
+    )
+    return TaskCommand(
+        workflow=definition.name,
+        version=definition.version,
+        command_id=core.command_id,
+        task_id=core.task_id,
+        task_type=core.task_type,
+        attempt=core.attempt,
+        input=core.input,
+        idempotency_key=core.idempotency_key,
+        timeout=core.timeout,
+        compensation=core.compensation,
+    )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, participant: Participant) -> None:
+        self.participant = participant
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.participant.revoke({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.participant.restore({tp.partition for tp in assigned})
+        self.participant.ready.set()
