@@ -140,6 +140,11 @@ class Conductor:
     def stop(self) -> None:
         self._stopping.set()
 
+    def state_of(self, workflow_id: str) -> WorkflowState | None:
+        """The current state of a workflow on this process's partitions."""
+        owned = self._workflows.get(workflow_id)
+        return owned[2] if owned else None
+
     async def run(self) -> None:
         await ensure_topics(
             self.bootstrap_servers,

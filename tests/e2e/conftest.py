@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from conductor.conductor import TRACKER, Conductor
 from podium.client import Client, Ended, prepare_topics
 from podium.oneshot import build_parts
 from podium.settings import Settings
 from tests.e2e import services as test_services
 from workflow.catalog import Catalog
 from workflow.loader import load_definitions
+from workflow.machine import WorkflowState
+from workflow.states import TERMINAL
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -38,6 +41,19 @@ class Deployment:
         return await self.wait(await self.start(name, input), timeout)
 
 
+#: workflow id -> an event set once the tracker has seen it end
+TRACKED: dict[str, asyncio.Event] = {}
+
+
+def _notify(state: WorkflowState) -> None:
+    if state.status in TERMINAL:
+        TRACKED.setdefault(state.workflow_id, asyncio.Event()).set()
+
+
+async def tracked_end(workflow_id: str, timeout: float = 20) -> None:
+    await asyncio.wait_for(TRACKED.setdefault(workflow_id, asyncio.Event()).wait(), timeout)
+
+
 @pytest.fixture(scope="module", params=["orchestration", "choreography"])
 async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterator[Deployment]:
     """Task services and a conductor (orchestration) or a tracker (choreography)."""
@@ -46,6 +62,8 @@ async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterato
     catalog = Catalog(load_definitions(FLOWS))
     await prepare_topics(kafka, settings, catalog.task_types)
     parts = build_parts(catalog, test_services.services, kafka, settings, mode)
+    if mode == "orchestration":  # a tracker watching beside the conductor, as deployed
+        parts.append(Conductor(catalog, kafka, settings, role=TRACKER, on_state=_notify))
     tasks = [asyncio.create_task(part.run()) for part in parts]
     try:
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in parts)), 60)
