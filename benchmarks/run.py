@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import floor
+import orchestration
 from harness import RESULTS_DIR, Result, SystemFactory, measure, print_results, write_results
 
 from podium.broker import bootstrap_or_embedded
@@ -24,7 +25,8 @@ from podium.settings import Settings
 # name -> factory(bootstrap) -> async context manager yielding a ready harness.Chain
 SYSTEMS: dict[str, SystemFactory] = {
     "floor": floor.chain,
-    # "orchestration": orchestration.chain,
+    "orchestration": orchestration.per_step,  # one process per task service
+    "orchestration-1proc": orchestration.one_process,  # all five services in one process
     # "choreography": choreography.chain,
 }
 
@@ -46,6 +48,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--fresh-broker",
         action="store_true",
         help="a new embedded broker per system (tansu slows as its memory logs grow)",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy the conductor and a service during throughput (orchestration systems)",
+    )
+    p.add_argument(
+        "--loopstats",
+        action="store_true",
+        help="time the consume loops of the orchestration processes (benchmarks/loopstats.py)",
     )
     return p.parse_args(argv)
 
@@ -76,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.fetch_max_wait_ms is not None:  # child processes of every system read it too
         os.environ["PODIUM_CONSUMER__FETCH_MAX_WAIT_MS"] = str(args.fetch_max_wait_ms)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        os.environ["PODIUM_BENCH_PROFILE"] = str(args.profile.resolve())
+    if args.loopstats:
+        os.environ["PODIUM_BENCH_LOOPSTATS"] = "1"
     settings = Settings()
     groups = [[n] for n in names] if args.fresh_broker else [names]
     results = []

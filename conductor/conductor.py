@@ -44,6 +44,7 @@ from events import (
     encode,
     topics,
 )
+from podium.cache import BoundedCache
 from podium.changelog import read_partitions
 from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
 from podium.settings import Settings
@@ -136,6 +137,8 @@ class Conductor:
         # what one batch caused, sent together and acknowledged before the commit
         self._outbox: list[tuple[str, int | None, KafkaRecord]] = []
         self._changed: dict[str, int] = {}
+        #: tracker: outcomes read before their workflow's trigger (cross-topic order)
+        self._early: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -180,8 +183,10 @@ class Conductor:
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         now = time.time()
-        for records in batch.values():
-            for record in records:
+        # triggers first: a choreographed workflow's first outcome can share a batch with
+        # its trigger, and the tracker must know the workflow before its outcomes
+        for tp in sorted(batch, key=lambda tp: tp.topic != topics.TRIGGERS):
+            for record in batch[tp]:
                 self._handle(record, now)
         self._fire_timers(now)
         if not self._outbox and not batch:
@@ -225,10 +230,14 @@ class Conductor:
             if data.mode in self.role.announces:
                 started = started_event(data, workflow_id, event, self.role.source)
                 self._emit(topics.WORKFLOWS, partition, encode(started))
+            for early in self._early.pop(workflow_id) or []:
+                self._route(partition, early, now)
         elif isinstance(data, TaskSucceeded | TaskFailed):
             owned = self._workflows.get(workflow_id)
             if owned is None:
-                return  # an outcome of a workflow this conductor never started, or evicted
+                if not self.role.executes:  # overtook its trigger: apply it after the start
+                    self._early.put(workflow_id, [*(self._early.get(workflow_id) or []), event])
+                return  # else: a workflow this conductor never started
             _, mode, state = owned
             definition = self.catalog.get(state.name, state.version)
             outcome = core_outcome(data)

@@ -183,6 +183,8 @@ def on_retry_due(join: Join, task_id: str, compensation: bool) -> list[Action]:
     mine = (join.compensations if compensation else join.tasks)[task_id]
     if mine.status != S.RETRYING:
         return []
+    if join.failed and not compensation:
+        return []  # the workflow failed meanwhile: start no new work (as the conductor)
     mine.status = S.RUNNING
     mine.attempt += 1
     mine.retry_due = None

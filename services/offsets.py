@@ -7,13 +7,7 @@ point of a partition is the end of its contiguous finished prefix.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Generic, TypeVar
-
 from aiokafka import TopicPartition
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 class OffsetTracker:
@@ -53,23 +47,3 @@ class OffsetTracker:
     @property
     def in_flight(self) -> int:
         return sum(not done for pending in self._pending.values() for done in pending.values())
-
-
-class BoundedCache(Generic[K, V]):
-    """An LRU map of at most `size` entries: the redelivery window."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)

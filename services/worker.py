@@ -36,10 +36,11 @@ from events import (
     new_event,
     topics,
 )
+from podium.cache import BoundedCache
 from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
 from podium.settings import Settings
 from services.execute import execute, failure
-from services.offsets import BoundedCache, OffsetTracker
+from services.offsets import OffsetTracker
 from services.service import TaskService
 
 log = logging.getLogger("podium.service")

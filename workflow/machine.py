@@ -733,6 +733,21 @@ class _Step:
         self.queue = self.queue[1:]
         self.next_compensation()
 
+    def compensation_observed(self, tid: str, attempt: int, output: Any) -> None:
+        """A queued compensation that succeeded before its turn (see `_out_of_turn`)."""
+        self.set_compensation(
+            tid,
+            _new_task(
+                status=TaskStatus.SUCCEEDED,
+                attempts=attempt,
+                output=output,
+                error=None,
+                started_at=self.now,
+                ended_at=self.now,
+            ),
+        )
+        self.queue = tuple(t for t in self.queue if t != tid)
+
     def compensation_attempt_failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
         self.timers.pop(f"{self.wf}:{tid}:compensate:timeout:{attempt}", None)
         compensate = self.plan.tasks[tid].spec.compensate
@@ -952,7 +967,20 @@ def _current(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
     return _observe_next_attempt(step, tid, attempt, compensation)
 
 
+def _out_of_turn(step: _Step, tid: str, compensation: bool) -> bool:
+    """Observe-only: a compensation outcome for a queued task that is not at the head.
+
+    The conductor runs compensations one at a time, so it never sees this; choreography
+    participants undo independent branches in parallel (reverse dependency order), and
+    the tracker must accept their outcomes in any order.
+    """
+    return compensation and step.status is WorkflowStatus.COMPENSATING and tid in step.queue[1:]
+
+
 def _on_succeeded(step: _Step, event: TaskSucceeded) -> bool:
+    if _out_of_turn(step, event.task_id, event.compensation):
+        step.compensation_observed(event.task_id, event.attempt, event.output)
+        return True
     if not _current(step, event.task_id, event.attempt, event.compensation):
         return False
     if event.compensation:

@@ -391,6 +391,22 @@ def test_running_task_outcomes_are_ignored_while_compensating() -> None:
     assert run.status("c") is S.RUNNING
 
 
+def test_a_compensation_reported_before_its_turn_is_taken_as_done() -> None:
+    """Choreography undoes independent branches in parallel; the tracker accepts any order."""
+    run = saga()
+    run.ok("a", {"id": "A1"})
+    run.ok("b")
+    run.ok("c")
+    run.fail("d", retryable=False)
+    assert run.st.compensation_queue == ("b", "a")
+    early = run.ok("a", attempt=1, compensation=True)  # a's undo reported while b's runs
+    assert early == [] and run.st.compensation_queue == ("b",)
+    assert run.st.compensations["a"].status is S.SUCCEEDED
+    (done,) = finished(run.ok("b", compensation=True))
+    assert done.status is W.COMPENSATED
+    assert run.ok("a", attempt=1, compensation=True) == []  # a duplicate changes nothing
+
+
 def test_compensation_is_retried_then_failure_fails_the_workflow() -> None:
     run = saga()
     run.ok("a", {"id": 1})

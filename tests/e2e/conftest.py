@@ -14,6 +14,7 @@ from conductor.conductor import TRACKER, Conductor
 from podium.client import Client, Ended, prepare_topics
 from podium.oneshot import build_parts
 from podium.settings import Settings
+from tests.e2e import random_dags
 from tests.e2e import services as test_services
 from workflow.catalog import Catalog
 from workflow.loader import load_definitions
@@ -21,6 +22,7 @@ from workflow.machine import WorkflowState
 from workflow.states import TERMINAL
 
 FLOWS = Path(__file__).parent / "flows"
+RANDOM_DAGS = random_dags.generate(seed=2026, count=12)
 
 
 @dataclass
@@ -59,7 +61,7 @@ async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterato
     """Task services and a conductor (orchestration) or a tracker (choreography)."""
     mode = request.param
     settings = Settings(bootstrap_servers=kafka)
-    catalog = Catalog(load_definitions(FLOWS))
+    catalog = Catalog([*load_definitions(FLOWS).values(), *RANDOM_DAGS])
     await prepare_topics(kafka, settings, catalog.task_types)
     parts = build_parts(catalog, test_services.services, kafka, settings, mode)
     if mode == "orchestration":  # a tracker watching beside the conductor, as deployed

@@ -15,8 +15,10 @@ import pytest
 from events import topics
 from podium.client import InputRejected
 from podium.kafka import make_consumer, make_producer
-from tests.e2e.conftest import Deployment
+from tests.e2e import random_dags
+from tests.e2e.conftest import RANDOM_DAGS, Deployment
 from tests.e2e.services import CALLS
+from workflow.definition import Definition
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +132,19 @@ async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
     assert b"missing CloudEvents header" in headers["podium_dlq_reason"]
     result = await deployment.run("fanout", {"n": 1})
     assert result.state == "Succeeded"
+
+
+@pytest.mark.parametrize("definition", RANDOM_DAGS, ids=lambda d: d.name)
+async def test_random_dags_end_where_the_pure_core_says(
+    deployment: Deployment, definition: Definition
+) -> None:
+    """Both modes, on the wire, reach the state the core reaches in memory.
+
+    Where a task fails for good, sibling branches still running are abandoned at
+    whatever point timing left them, so only the workflow state is compared.
+    """
+    state, tasks = random_dags.expected(definition)
+    result = await deployment.run(definition.name, {})
+    assert result.state == state
+    if not random_dags.fails_for_good(definition):
+        assert {t: (s.state, s.attempts) for t, s in result.tasks.items()} == tasks

@@ -112,7 +112,7 @@ def order_succeeded() -> Recorder:
 def order_compensated() -> Recorder:
     r = Recorder(
         ORDER,
-        "order: reserve retried once, ship fails for good, refund then release; late outcomes ignored",
+        "order: reserve retried once, ship fails for good, release reported early, refund; late outcomes ignored",
     )
     r.send(Started(workflow_id="o-2", input=ORDER_INPUT, seed=7), 0.0)
     retry = r.fail("reserve", 1, 0.1, retryable=True)
@@ -122,9 +122,10 @@ def order_compensated() -> Recorder:
     refund = r.fail("ship", 1, 0.9, retryable=False)
     assert [c.task_type for c in refund if isinstance(c, RunTask)] == ["payments.refund"]
     r.ok("ship", 1, {"tracking": "late"}, 1.0)  # ignored: the workflow left Running
-    r.ok("reserve", 1, {"released": True}, 1.1, compensation=True)  # not its turn yet: ignored
+    # before its turn: taken as done (choreography undoes independent branches in parallel)
+    r.ok("reserve", 1, {"released": True}, 1.1, compensation=True)
     r.ok("charge", 1, {"refunded": True}, 1.2, compensation=True)
-    r.ok("reserve", 1, {"released": True}, 1.3, compensation=True)
+    r.ok("reserve", 1, {"released": True}, 1.3, compensation=True)  # a duplicate: ignored
     return r
 
 

@@ -1,0 +1,1 @@
+"""The 5-task chain the orchestration and choreography benchmarks run."""
