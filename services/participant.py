@@ -108,6 +108,7 @@ class Participant:
         await self._consumer.start()
         try:
             while not self._stopping.is_set():
+                self._backpressure()
                 batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms())
                 await self._process(batch)
             if self._running:
@@ -118,6 +119,13 @@ class Participant:
             await self._producer.stop()
             self._executor.shutdown(wait=False)
             log.info("participant %s stopped", self.service.name)
+
+    def _backpressure(self) -> None:
+        """Stop fetching while every handler slot is busy; polling goes on (the session lives)."""
+        if len(self._running) >= self.settings.concurrency:
+            self._consumer.pause(*self._consumer.assignment())
+        elif self._consumer.paused():
+            self._consumer.resume(*self._consumer.paused())
 
     def _poll_timeout_ms(self) -> int:
         if not self._timers:

@@ -47,30 +47,50 @@ def env(broker: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-async def run_with_a_crash(env: dict[str, str], crash) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    """Trigger WORKFLOWS chains, call `crash` once a fifth have ended; (ended, reruns)."""
+async def crash_midway(calls: Path, crash) -> int:  # type: ignore[no-untyped-def]
+    """Call `crash` once a third of the handler runs have started; return how many had."""
+    third = WORKFLOWS * 5 // 3
+    while True:
+        started = len(await asyncio.to_thread(_lines, calls))
+        if started >= third:
+            await asyncio.to_thread(crash)
+            return started
+        await asyncio.sleep(0.02)  # polls the condition above; the crash waits on it
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+async def run_with_a_crash(
+    env: dict[str, str], crash, mode: str = "orchestration"
+) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Trigger WORKFLOWS chains, crash a process midway; (ended, reruns)."""
     settings = Settings(bootstrap_servers=env["PODIUM_BOOTSTRAP_SERVERS"])
     catalog = Catalog(load_definitions(FLOWS))
     await prepare_topics(settings.bootstrap_servers or "", settings, catalog.task_types)
     async with Client(settings.bootstrap_servers or "", settings) as client:
         ids = [
-            await client.trigger(catalog.get("chain"), {"sleep": 0.02}, wait=False)
+            await client.trigger(catalog.get("chain"), {"sleep": 0.1}, wait=False, mode=mode)
             for _ in range(WORKFLOWS)
         ]
         await client.flush()
-        futures = [client.expect(i) for i in ids]
+        calls_file = Path(env["PODIUM_TEST_CALLS"])
+        crashed = asyncio.create_task(crash_midway(calls_file, crash))
         ended = 0
-        for future in asyncio.as_completed(futures, timeout=200):
+        for future in asyncio.as_completed([client.expect(i) for i in ids], timeout=200):
             result = await future
             assert result.state == "Succeeded", result
             ended += 1
-            if ended == WORKFLOWS // 5:
-                await asyncio.to_thread(crash)
-    calls = (await asyncio.to_thread(Path(env["PODIUM_TEST_CALLS"]).read_text)).split()
+        ran_before_crash = await crashed
+    calls = await asyncio.to_thread(_lines, calls_file)
     counts = collections.Counter(calls)
     assert len(counts) == WORKFLOWS * 5  # every attempt's handler ran
     reruns = sum(n - 1 for n in counts.values())
-    print(f"\n{ended} workflows ended Succeeded; handler re-runs (at-least-once): {reruns}")
+    print(
+        f"\n{ended} workflows ended Succeeded; {ran_before_crash} of {WORKFLOWS * 5} handler runs"
+        f" had started at the crash; re-runs (at-least-once): {reruns}"
+    )
     return ended, reruns
 
 
@@ -134,3 +154,26 @@ async def test_two_conductors_share_the_partitions_and_survive_losing_one(
         # both owned partitions, and the survivor took over the victim's from the changelog
         assert any("restored" in line and "partitions [" in line for line in victim.lines)
         assert sum("restored" in line for line in survivor.lines) >= 2
+
+
+async def test_kill_9_of_a_choreography_service_loses_no_workflow(env: dict[str, str]) -> None:
+    service_args = ["service", "tests.e2e.services:services", "--mode", "choreography"]
+    with Proc(["tracker"], env) as tracker:
+        first = Proc(service_args, env)
+        restarted: list[Proc] = []
+        try:
+            tracker.wait_ready()
+            first.wait_ready()
+
+            def crash() -> None:
+                first.kill()
+                second = Proc(service_args, env)
+                restarted.append(second)
+                second.wait_ready()
+
+            ended, _ = await run_with_a_crash(env, crash, mode="choreography")
+            assert ended == WORKFLOWS
+        finally:
+            first.__exit__()
+            for proc in restarted:
+                proc.__exit__()
