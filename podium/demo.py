@@ -16,18 +16,22 @@ from podium.broker import EmbeddedBroker
 ORDER = ["examples/order/order.yaml", "--services", "examples.order.shop:services"]
 ETL = ["examples/etl/etl.yaml", "--services", "examples.etl.pipeline:services"]
 
-STEPS = [
-    ("The order saga: reserve stock, charge, ship", ORDER, {"sku": "A-1", "qty": 2, "amount": 30}),
+EXAMPLES = [
+    ("the order saga: reserve stock, charge, ship", ORDER, {"sku": "A-1", "qty": 2, "amount": 30}),
     (
-        "The order saga again, with an amount the bank declines for good: watch it compensate",
+        "the order saga with an amount the bank declines for good: watch it compensate",
         ORDER,
         {"sku": "A-1", "qty": 2, "amount": 5000},
     ),
     (
-        "The ETL pipeline: three parallel transforms, one retried twice, `enrich` skipped",
+        "the ETL pipeline: three parallel transforms, one retried twice, `enrich` skipped",
         ETL,
         {"source": "s3://bucket/2026-11-25"},
     ),
+]
+MODES = [
+    ("orchestration", "a conductor sends commands to the services and drives the state machine"),
+    ("choreography", "no conductor: each service reacts to the outcomes it waits for"),
 ]
 
 
@@ -37,19 +41,23 @@ def main() -> None:
     with EmbeddedBroker() as broker:
         print(f"Embedded broker (tansu) on {broker.bootstrap_servers}\n")
         env = {**os.environ, "PODIUM_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
-        for title, target, payload in STEPS:
-            args = ["podium", "run", *target, "--input", orjson.dumps(payload).decode()]
-            print(f"== {title}\n$ {shlex.join(args)}", flush=True)
-            subprocess.run(
-                [sys.executable, "-m", "podium", *args[1:]],
-                env={**env, "PODIUM_LOG_LEVEL": "WARNING"},
-                check=False,
-            )
-            print(flush=True)
+        for mode, how in MODES:
+            print(f"######## {mode.upper()}: {how}\n")
+            for title, target, payload in EXAMPLES:
+                args = ["podium", "run", *target, "--input", orjson.dumps(payload).decode()]
+                args += ["--mode", mode]
+                print(f"== {mode}: {title}\n$ {shlex.join(args)}", flush=True)
+                subprocess.run(
+                    [sys.executable, "-m", "podium", *args[1:]],
+                    env={**env, "PODIUM_LOG_LEVEL": "WARNING"},
+                    check=False,
+                )
+                print(flush=True)
     print(
         "Next: add --json for the machine-readable result; run the pieces yourself with\n"
-        "`podium broker`, `podium service`, `podium conductor` and `podium trigger --wait`;\n"
-        "the definitions are in examples/*/*.yaml and the services beside them."
+        "`podium broker`, `podium service [--mode choreography]`, `podium conductor` or\n"
+        "`podium tracker`, and `podium trigger NAME --wait`; the definitions are in\n"
+        "examples/*/*.yaml and their services beside them (README.md walks through it)."
     )
 
 
