@@ -29,7 +29,6 @@ import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
 
 from conductor.wire import command_event, core_outcome, finished_event, started_event
 from events import (
@@ -46,6 +45,7 @@ from events import (
 )
 from podium.cache import BoundedCache
 from podium.changelog import read_partitions
+from podium.commits import AckedCommits
 from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
 from podium.settings import Settings
 from workflow import machine
@@ -139,6 +139,7 @@ class Conductor:
         self._changed: dict[str, int] = {}
         #: tracker: outcomes read before their workflow's trigger (cross-topic order)
         self._early: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
+        self._commits = AckedCommits(self._consumer)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -168,6 +169,7 @@ class Conductor:
             while not self._stopping.is_set():
                 batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms())
                 await self._process(batch)
+            await self._commits.drain()
         finally:
             await self._consumer.stop()
             await self._producer.stop()
@@ -189,15 +191,9 @@ class Conductor:
             for record in batch[tp]:
                 self._handle(record, now)
         self._fire_timers(now)
-        if not self._outbox and not batch:
-            return
-        await self._flush()
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-        if offsets:
-            try:
-                await self._consumer.commit(offsets)
-            except (CommitFailedError, KafkaError) as exc:
-                log.warning("commit failed (%s); the batch will be redelivered", exc)
+        acks = await self._send_outbox()
+        self._commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks)
+        await self._commits.step()
 
     # -- one record ---------------------------------------------------------------
 
@@ -309,19 +305,18 @@ class Conductor:
         topic, record = dead_letter(error)
         self._emit(topic, None, record)
 
-    async def _flush(self) -> None:
-        """Send the batch's changelog snapshots and outbox, and wait for every ack."""
-        futures = []
+    async def _send_outbox(self) -> list[asyncio.Future[Any]]:
+        """Send the changed workflows' snapshots and the outbox; return the ack futures."""
+        acks = []
         for workflow_id, partition in self._changed.items():
             _, mode, state = self._workflows[workflow_id]
-            value = orjson.dumps({"mode": mode, "state": state.model_dump(mode="json")})
-            snapshot = KafkaRecord(key=workflow_id.encode(), value=value)
-            futures.append(await self._send(self.role.changelog, partition, snapshot))
+            snapshot = KafkaRecord(key=workflow_id.encode(), value=_snapshot(mode, state))
+            acks.append(await self._send(self.role.changelog, partition, snapshot))
         for topic, partition, record in self._outbox:
-            futures.append(await self._send(topic, partition, record))
+            acks.append(await self._send(topic, partition, record))
         self._changed.clear()
         self._outbox.clear()
-        await asyncio.gather(*futures)
+        return acks
 
     async def _send(
         self, topic: str, partition: int | None, record: KafkaRecord
@@ -368,7 +363,7 @@ class Conductor:
             sorted(new),
             (time.monotonic() - started) * 1000,
         )
-        await self._flush()
+        await asyncio.gather(*await self._send_outbox())
 
     def _resume(
         self, partition: int, workflow_id: str, mode: str, state: WorkflowState, now: float
@@ -397,11 +392,17 @@ class Conductor:
         heapq.heapify(self._timers)
 
 
+def _snapshot(mode: str, state: WorkflowState) -> bytes:
+    # one pydantic serialisation, no intermediate dicts: this runs once per change
+    return b'{"mode":' + orjson.dumps(mode) + b',"state":' + state.model_dump_json().encode() + b"}"
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, conductor: Conductor) -> None:
         self.conductor = conductor
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.conductor._commits.drain()
         self.conductor.revoke({tp.partition for tp in revoked if tp.topic == topics.TRIGGERS})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -21,11 +21,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 
 from events import (
     CloudEvent,
@@ -44,6 +43,7 @@ from events import (
     topics,
 )
 from podium.changelog import read_partitions
+from podium.commits import AckedCommits
 from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
 from podium.settings import Settings
 from services import join as rules
@@ -87,6 +87,7 @@ class Participant:
             settings=settings.consumer,
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
+        self._commits = AckedCommits(self._consumer)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -113,7 +114,7 @@ class Participant:
                 await self._process(batch)
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
-            await self._flush()
+            await self._commits.drain()
         finally:
             await self._consumer.stop()
             await self._producer.stop()
@@ -140,15 +141,9 @@ class Participant:
             for record in records:
                 self._handle(record, now)
         self._fire_timers(now)
-        if not self._outbox and not self._changed and not batch:
-            return
-        await self._flush()
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-        if offsets:
-            try:
-                await self._consumer.commit(offsets)
-            except (CommitFailedError, KafkaError) as exc:
-                log.warning("commit failed (%s); the batch will be redelivered", exc)
+        acks = await self._send_outbox()
+        self._commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks)
+        await self._commits.step()
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -242,7 +237,7 @@ class Participant:
             )
             self._apply(partition, join, actions, time.time())
         try:
-            await self._flush()
+            await asyncio.gather(*await self._send_outbox())
         except KafkaError:
             log.exception("could not publish the outcome of %s", command.command_id)
 
@@ -294,22 +289,24 @@ class Participant:
         topic, record = dead_letter(error)
         self._emit(topic, None, record)
 
-    async def _flush(self) -> None:
-        """Send pending snapshots and events together; return when all are acknowledged."""
+    async def _send_outbox(self) -> list[asyncio.Future[Any]]:
+        """Send pending snapshots and events; return the ack futures.
+
+        Handler tasks call this too, so the pending work is swapped out first.
+        """
         outbox, self._outbox = self._outbox, []
         changed, self._changed = self._changed, {}
-        futures = []
+        acks = []
         for workflow_id, partition in changed.items():
             found = self._joins.get(workflow_id)
             if found is None:
                 continue
-            value = orjson.dumps(found[1].model_dump(mode="json"))
+            value = found[1].model_dump_json().encode()
             record = KafkaRecord(key=workflow_id.encode(), value=value)
-            futures.append(await self._send(self.changelog, partition, record))
+            acks.append(await self._send(self.changelog, partition, record))
         for topic, partition, record in outbox:
-            futures.append(await self._send(topic, partition, record))
-        if futures:
-            await asyncio.gather(*futures)
+            acks.append(await self._send(topic, partition, record))
+        return acks
 
     async def _send(
         self, topic: str, partition: int | None, record: KafkaRecord
@@ -396,6 +393,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.participant = participant
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.participant._commits.drain()
         self.participant.revoke({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,6 +50,8 @@ Outcome = TaskSucceeded | TaskFailed
 
 #: how many completed commands a worker remembers to answer redeliveries
 REDELIVERY_WINDOW = 10_000
+#: seconds between offset commits (each one is a broker round trip)
+COMMIT_INTERVAL = 0.05
 
 
 class Worker:
@@ -64,6 +67,7 @@ class Worker:
         self._slots = settings.concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
         self._offsets = OffsetTracker()
+        self._last_commit = time.monotonic()
         self._recorded: BoundedCache[str, Outcome] = BoundedCache(REDELIVERY_WINDOW)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
         # aiokafka clients bind to the running loop: build the worker inside it
@@ -112,7 +116,8 @@ class Worker:
             for tp, records in batch.items():
                 for record in records:
                     await self._dispatch(tp, record)
-            await self._commit()
+            if time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
+                await self._commit()
 
     async def _dispatch(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         self._offsets.started(tp, record.offset)
@@ -179,6 +184,7 @@ class Worker:
         ack.add_done_callback(done)
 
     async def _commit(self) -> None:
+        self._last_commit = time.monotonic()
         consumer = self._consumer
         moved = self._offsets.committable()
         owned = consumer.assignment()
