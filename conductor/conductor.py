@@ -46,7 +46,7 @@ from events import (
 from podium.cache import BoundedCache
 from podium.changelog import read_partitions
 from podium.commits import AckedCommits
-from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
+from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer, raw_record
 from podium.settings import Settings
 from workflow import machine
 from workflow.catalog import Catalog, UnknownWorkflow
@@ -140,6 +140,7 @@ class Conductor:
         #: tracker: outcomes read before their workflow's trigger (cross-topic order)
         self._early: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
         self._commits = AckedCommits(self._consumer)
+        self._reader = ContiguousReader(self._consumer)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -167,7 +168,7 @@ class Conductor:
         await self._consumer.start()
         try:
             while not self._stopping.is_set():
-                batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms())
+                batch = await self._reader.getmany(timeout_ms=self._poll_timeout_ms())
                 await self._process(batch)
             await self._commits.drain()
         finally:
@@ -403,8 +404,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.conductor._commits.drain()
+        self.conductor._reader.forget(revoked)
         self.conductor.revoke({tp.partition for tp in revoked if tp.topic == topics.TRIGGERS})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.conductor._reader.track(assigned)
         await self.conductor.restore({tp.partition for tp in assigned})
         self.conductor.ready.set()

@@ -26,7 +26,14 @@ from events import (
     new_event,
     topics,
 )
-from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
+from podium.kafka import (
+    ContiguousReader,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    raw_record,
+    send,
+)
 from podium.settings import Settings
 from workflow.definition import Definition
 
@@ -86,7 +93,7 @@ class Client:
         self._producer = make_producer(bootstrap_servers)
         self._consumer = make_consumer(bootstrap_servers, group_id=None, settings=settings.consumer)
         self._waiting: dict[str, asyncio.Future[Ended]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Client:
         await self._producer.start()
@@ -94,16 +101,16 @@ class Client:
         partitions = await self._partitions(topics.WORKFLOWS)
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the lazy "end" position now, before any trigger
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read())
+        self._reader = ContiguousReader(self._consumer)
+        await self._reader.track(partitions)  # resolves the lazy "end" position before a trigger
+        self._reading = asyncio.create_task(self._read())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        if self._reading is not None:
+            self._reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await self._reading
         await self._consumer.stop()
         await self._producer.stop()
 
@@ -151,7 +158,7 @@ class Client:
 
     async def _read(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=100)
+            batch = await self._reader.getmany(timeout_ms=100)
             for records in batch.values():
                 for record in records:
                     future = self._waiting.get(record.key.decode() if record.key else "")

@@ -44,7 +44,7 @@ from events import (
 )
 from podium.changelog import read_partitions
 from podium.commits import AckedCommits
-from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record
+from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer, raw_record
 from podium.settings import Settings
 from services import join as rules
 from services.execute import execute
@@ -88,6 +88,7 @@ class Participant:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._commits = AckedCommits(self._consumer)
+        self._reader = ContiguousReader(self._consumer)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -110,7 +111,7 @@ class Participant:
         try:
             while not self._stopping.is_set():
                 self._backpressure()
-                batch = await self._consumer.getmany(timeout_ms=self._poll_timeout_ms())
+                batch = await self._reader.getmany(timeout_ms=self._poll_timeout_ms())
                 await self._process(batch)
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
@@ -394,8 +395,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.participant._commits.drain()
+        self.participant._reader.forget(revoked)
         self.participant.revoke({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.participant._reader.track(assigned)
         await self.participant.restore({tp.partition for tp in assigned})
         self.participant.ready.set()

@@ -38,7 +38,14 @@ from events import (
     topics,
 )
 from podium.cache import BoundedCache
-from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
+from podium.kafka import (
+    ContiguousReader,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    raw_record,
+    send,
+)
 from podium.settings import Settings
 from services.execute import execute, failure
 from services.offsets import OffsetTracker
@@ -92,6 +99,7 @@ class Worker:
             [*self.command_topics, topics.OUTCOMES, topics.DEAD_LETTER],
             self.settings.partitions,
         )
+        self._reader = ContiguousReader(self._consumer)
         self._consumer.subscribe(self.command_topics, listener=_Listener(self))
         await self._producer.start()
         await self._consumer.start()
@@ -109,10 +117,10 @@ class Worker:
             free = self._slots - len(self._running)
             if free <= 0:
                 consumer.pause(*consumer.assignment())
-                await consumer.getmany(timeout_ms=100)  # keeps the poll interval alive
+                await self._reader.getmany(timeout_ms=100)  # keeps the poll interval alive
                 continue
             consumer.resume(*consumer.paused())
-            batch = await consumer.getmany(timeout_ms=100, max_records=free)
+            batch = await self._reader.getmany(timeout_ms=100, max_records=free)
             for tp, records in batch.items():
                 for record in records:
                     await self._dispatch(tp, record)
@@ -211,7 +219,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self.worker._commit()
         self.worker._offsets.forget(set(revoked))
+        self.worker._reader.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker._reader.track(assigned)
         log.info("service %s assigned %d partition(s)", self.worker.service.name, len(assigned))
         self.worker.ready.set()
