@@ -34,19 +34,18 @@ from conductor.wire import command_event, core_outcome, finished_event, started_
 from events import (
     CloudEvent,
     DecodeError,
-    KafkaRecord,
     TaskFailed,
     TaskSucceeded,
     WorkflowTriggered,
-    dead_letter,
     decode,
     encode,
     topics,
 )
 from podium.cache import BoundedCache
-from podium.changelog import read_partitions
+from podium.changelog import restore
 from podium.commits import AckedCommits
 from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer, raw_record
+from podium.outbox import Outbox
 from podium.settings import Settings
 from workflow import machine
 from workflow.catalog import Catalog, UnknownWorkflow
@@ -135,8 +134,7 @@ class Conductor:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         # what one batch caused, sent together and acknowledged before the commit
-        self._outbox: list[tuple[str, int | None, KafkaRecord]] = []
-        self._changed: dict[str, int] = {}
+        self._outbox = Outbox(self._producer, role.changelog)
         #: tracker: outcomes read before their workflow's trigger (cross-topic order)
         self._early: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
         self._commits = AckedCommits(self._consumer)
@@ -192,7 +190,7 @@ class Conductor:
             for record in batch[tp]:
                 self._handle(record, now)
         self._fire_timers(now)
-        acks = await self._send_outbox()
+        acks = await self._outbox.send(self._snapshot)
         self._commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks)
         await self._commits.step()
 
@@ -204,9 +202,9 @@ class Conductor:
             event = decode(raw)
             self._route(record.partition, event, now)
         except DecodeError as error:
-            self._dead_letter(error)
+            self._outbox.dead_letter(error)
         except (Rejected, UnknownWorkflow) as exc:
-            self._dead_letter(DecodeError(str(exc), raw))
+            self._outbox.dead_letter(DecodeError(str(exc), raw))
 
     def _route(self, partition: int, event: CloudEvent, now: float) -> None:
         data = event.data
@@ -226,7 +224,7 @@ class Conductor:
             self._decide(partition, workflow_id, data.mode, definition, None, start, now)
             if data.mode in self.role.announces:
                 started = started_event(data, workflow_id, event, self.role.source)
-                self._emit(topics.WORKFLOWS, partition, encode(started))
+                self._outbox.emit(topics.WORKFLOWS, partition, encode(started))
             for early in self._early.pop(workflow_id) or []:
                 self._route(partition, early, now)
         elif isinstance(data, TaskSucceeded | TaskFailed):
@@ -276,7 +274,7 @@ class Conductor:
         if new_state is state or new_state is None:
             return
         self._workflows[workflow_id] = (partition, mode, new_state)
-        self._changed[workflow_id] = partition
+        self._outbox.changed(workflow_id, partition)
         if self.on_state is not None:
             self.on_state(new_state)
         for command in commands:
@@ -288,45 +286,27 @@ class Conductor:
         if isinstance(command, machine.RunTask):
             if self.role.executes:
                 record = encode(command_event(state, command, self.role.source))
-                self._emit(topics.commands(command.task_type), partition, record)
+                self._outbox.emit(topics.commands(command.task_type), partition, record)
         elif isinstance(command, machine.ScheduleTimer):
             if self.role.executes or command.purpose == "workflow_timeout":
                 heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
         elif isinstance(command, machine.WorkflowFinished) and mode in self.role.announces:
             ended = finished_event(state, self.role.source, mode)
-            self._emit(topics.WORKFLOWS, partition, encode(ended))
+            self._outbox.emit(topics.WORKFLOWS, partition, encode(ended))
 
-    # -- output -------------------------------------------------------------------
-
-    def _emit(self, topic: str, partition: int | None, record: KafkaRecord) -> None:
-        self._outbox.append((topic, partition, record))
-
-    def _dead_letter(self, error: DecodeError) -> None:
-        log.warning("dead-lettering %s", error)
-        topic, record = dead_letter(error)
-        self._emit(topic, None, record)
-
-    async def _send_outbox(self) -> list[asyncio.Future[Any]]:
-        """Send the changed workflows' snapshots and the outbox; return the ack futures."""
-        acks = []
-        for workflow_id, partition in self._changed.items():
-            _, mode, state = self._workflows[workflow_id]
-            snapshot = KafkaRecord(key=workflow_id.encode(), value=_snapshot(mode, state))
-            acks.append(await self._send(self.role.changelog, partition, snapshot))
-        for topic, partition, record in self._outbox:
-            acks.append(await self._send(topic, partition, record))
-        self._changed.clear()
-        self._outbox.clear()
-        return acks
-
-    async def _send(
-        self, topic: str, partition: int | None, record: KafkaRecord
-    ) -> asyncio.Future[Any]:
-        # co-partitioning: the same partition number as the input the workflow lives on
-        future: asyncio.Future[Any] = await self._producer.send(
-            topic, value=record.value, key=record.key, headers=record.headers, partition=partition
+    def _snapshot(self, workflow_id: str) -> bytes | None:
+        owned = self._workflows.get(workflow_id)
+        if owned is None:
+            return None
+        _, mode, state = owned
+        # one pydantic serialisation, no intermediate dicts: this runs once per change
+        return (
+            b'{"mode":'
+            + orjson.dumps(mode)
+            + b',"state":'
+            + state.model_dump_json().encode()
+            + b"}"
         )
-        return future
 
     # -- partition ownership ------------------------------------------------------
 
@@ -336,23 +316,13 @@ class Conductor:
         if not new:
             return
         started = time.monotonic()
-        restored: dict[str, tuple[int, str, WorkflowState]] = {}
-        async for record in read_partitions(
-            self.bootstrap_servers, self.role.changelog, new, self.settings.consumer
-        ):
-            if record.key is None or record.value is None:
-                continue
-            try:
-                snapshot = orjson.loads(record.value)
-                state = WorkflowState.model_validate(snapshot["state"])
-            except (ValueError, KeyError, TypeError):
-                log.error("unreadable changelog record at %s@%d", record.partition, record.offset)
-                continue
-            restored[record.key.decode()] = (record.partition, snapshot.get("mode", ""), state)
+        snapshots = await restore(
+            self.bootstrap_servers, self.role.changelog, new, _parse, self.settings.consumer
+        )
         self._owned |= new
-        self._workflows.update(restored)
         now = time.time()
-        for workflow_id, (partition, mode, state) in restored.items():
+        for workflow_id, (partition, (mode, state)) in snapshots.items():
+            self._workflows[workflow_id] = (partition, mode, state)
             try:
                 self._resume(partition, workflow_id, mode, state, now)
             except UnknownWorkflow as exc:
@@ -360,11 +330,11 @@ class Conductor:
         log.info(
             "%s restored %d workflow(s) of partitions %s in %.0f ms",
             self.role.name,
-            len(restored),
+            len(snapshots),
             sorted(new),
             (time.monotonic() - started) * 1000,
         )
-        await asyncio.gather(*await self._send_outbox())
+        await asyncio.gather(*await self._outbox.send(self._snapshot))
 
     def _resume(
         self, partition: int, workflow_id: str, mode: str, state: WorkflowState, now: float
@@ -374,7 +344,7 @@ class Conductor:
             recent = state.ended_at is not None and now - state.ended_at < REANNOUNCE_WINDOW_S
             if recent and mode in self.role.announces:
                 ended = finished_event(state, self.role.source, mode)
-                self._emit(topics.WORKFLOWS, partition, encode(ended))
+                self._outbox.emit(topics.WORKFLOWS, partition, encode(ended))
             return
         for timer_id, timer in state.timers.items():
             if self.role.executes or timer.purpose == "workflow_timeout":
@@ -383,7 +353,7 @@ class Conductor:
             return
         for command in machine.in_flight(self.catalog.get(state.name, state.version), state):
             record = encode(command_event(state, command, self.role.source))
-            self._emit(topics.commands(command.task_type), partition, record)
+            self._outbox.emit(topics.commands(command.task_type), partition, record)
 
     def revoke(self, partitions: set[int]) -> None:
         self._owned -= partitions
@@ -393,9 +363,9 @@ class Conductor:
         heapq.heapify(self._timers)
 
 
-def _snapshot(mode: str, state: WorkflowState) -> bytes:
-    # one pydantic serialisation, no intermediate dicts: this runs once per change
-    return b'{"mode":' + orjson.dumps(mode) + b',"state":' + state.model_dump_json().encode() + b"}"
+def _parse(snapshot: bytes) -> tuple[str, WorkflowState]:
+    data = orjson.loads(snapshot)
+    return data.get("mode", ""), WorkflowState.model_validate(data["state"])
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -13,7 +13,8 @@ seen by an actual fetch.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -21,6 +22,8 @@ from podium.kafka import make_consumer
 from podium.settings import ConsumerSettings
 
 log = logging.getLogger("podium.changelog")
+
+T = TypeVar("T")
 
 
 async def read_partitions(
@@ -50,3 +53,26 @@ async def read_partitions(
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def restore(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: set[int],
+    parse: Callable[[bytes], T],
+    settings: ConsumerSettings | None = None,
+) -> dict[str, tuple[int, T]]:
+    """The latest snapshot of every key of those changelog partitions, parsed.
+
+    An unreadable snapshot is logged and skipped: the key's earlier snapshot, if
+    any, stands (a changelog is append-only; the last readable one wins).
+    """
+    restored: dict[str, tuple[int, T]] = {}
+    async for record in read_partitions(bootstrap_servers, topic, partitions, settings):
+        if record.key is None or record.value is None:
+            continue
+        try:
+            restored[record.key.decode()] = (record.partition, parse(record.value))
+        except (ValueError, KeyError, TypeError):
+            log.error("unreadable snapshot in %s[%d]@%d", topic, record.partition, record.offset)
+    return restored

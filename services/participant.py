@@ -30,21 +30,20 @@ from events import (
     CloudEvent,
     DecodeError,
     ErrorInfo,
-    KafkaRecord,
     TaskCommand,
     TaskFailed,
     TaskSkipped,
     TaskSucceeded,
     WorkflowTriggered,
-    dead_letter,
     decode,
     encode,
     new_event,
     topics,
 )
-from podium.changelog import read_partitions
+from podium.changelog import restore
 from podium.commits import AckedCommits
 from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer, raw_record
+from podium.outbox import Outbox
 from podium.settings import Settings
 from services import join as rules
 from services.execute import execute
@@ -77,8 +76,7 @@ class Participant:
         self._owned: set[int] = set()
         self._timers: list[tuple[float, str, str, bool]] = []
         self._running: set[asyncio.Task[None]] = set()
-        self._outbox: list[tuple[str, int | None, KafkaRecord]] = []
-        self._changed: dict[str, int] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
         self._producer = make_producer(bootstrap_servers)
         self._consumer = make_consumer(
@@ -88,6 +86,7 @@ class Participant:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._commits = AckedCommits(self._consumer)
+        self._outbox = Outbox(self._producer, self.changelog)
         self._reader = ContiguousReader(self._consumer)
 
     def stop(self) -> None:
@@ -142,7 +141,7 @@ class Participant:
             for record in records:
                 self._handle(record, now)
         self._fire_timers(now)
-        acks = await self._send_outbox()
+        acks = await self._outbox.send(self._snapshot)
         self._commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks)
         await self._commits.step()
 
@@ -154,9 +153,9 @@ class Participant:
             event = decode(raw)
             self._route(record.partition, event, now)
         except DecodeError as error:
-            self._dead_letter(error)
+            self._outbox.dead_letter(error)
         except UnknownWorkflow as exc:
-            self._dead_letter(DecodeError(str(exc), raw))
+            self._outbox.dead_letter(DecodeError(str(exc), raw))
 
     def _route(self, partition: int, event: CloudEvent, now: float) -> None:
         data = event.data
@@ -207,7 +206,7 @@ class Participant:
     # -- actions --------------------------------------------------------------------
 
     def _apply(self, partition: int, join: Join, actions: list[rules.Action], now: float) -> None:
-        self._changed[join.workflow_id] = partition
+        self._outbox.changed(join.workflow_id, partition)
         definition = self.catalog.get(join.name, join.version)
         for action in actions:
             if isinstance(action, Run):
@@ -220,25 +219,26 @@ class Participant:
                     (action.due, join.workflow_id, action.task_id, action.compensation),
                 )
             elif isinstance(action, Report):
-                self._emit(
+                self._outbox.emit(
                     topics.OUTCOMES, partition, encode(self._report(definition, join, action))
                 )
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
         command = _command(definition, join, run)
         registration = self.service.handlers[command.task_type]
-        outcome = await execute(registration, command, join.workflow_id, self._executor)
+        async with self._slots:  # a batch may make more tasks ready than there are slots
+            outcome = await execute(registration, command, join.workflow_id, self._executor)
         status = S.SUCCEEDED if isinstance(outcome, TaskSucceeded) else S.FAILED
         retryable = outcome.error.retryable if isinstance(outcome, TaskFailed) else True
         output = outcome.output if isinstance(outcome, TaskSucceeded) else None
-        self._emit(topics.OUTCOMES, partition, encode(self._outcome_event(join, outcome)))
+        self._outbox.emit(topics.OUTCOMES, partition, encode(self._outcome_event(join, outcome)))
         if self._joins.get(join.workflow_id, (None, None))[1] is join:  # still ours
             actions = rules.on_result(
                 definition, join, run, status, output, retryable=retryable, now=time.time()
             )
             self._apply(partition, join, actions, time.time())
         try:
-            await asyncio.gather(*await self._send_outbox())
+            await asyncio.gather(*await self._outbox.send(self._snapshot))
         except KafkaError:
             log.exception("could not publish the outcome of %s", command.command_id)
 
@@ -280,42 +280,9 @@ class Participant:
             attempt=1,
         )
 
-    # -- output ---------------------------------------------------------------------
-
-    def _emit(self, topic: str, partition: int | None, record: KafkaRecord) -> None:
-        self._outbox.append((topic, partition, record))
-
-    def _dead_letter(self, error: DecodeError) -> None:
-        log.warning("dead-lettering %s", error)
-        topic, record = dead_letter(error)
-        self._emit(topic, None, record)
-
-    async def _send_outbox(self) -> list[asyncio.Future[Any]]:
-        """Send pending snapshots and events; return the ack futures.
-
-        Handler tasks call this too, so the pending work is swapped out first.
-        """
-        outbox, self._outbox = self._outbox, []
-        changed, self._changed = self._changed, {}
-        acks = []
-        for workflow_id, partition in changed.items():
-            found = self._joins.get(workflow_id)
-            if found is None:
-                continue
-            value = found[1].model_dump_json().encode()
-            record = KafkaRecord(key=workflow_id.encode(), value=value)
-            acks.append(await self._send(self.changelog, partition, record))
-        for topic, partition, record in outbox:
-            acks.append(await self._send(topic, partition, record))
-        return acks
-
-    async def _send(
-        self, topic: str, partition: int | None, record: KafkaRecord
-    ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = await self._producer.send(
-            topic, value=record.value, key=record.key, headers=record.headers, partition=partition
-        )
-        return future
+    def _snapshot(self, workflow_id: str) -> bytes | None:
+        found = self._joins.get(workflow_id)
+        return None if found is None else found[1].model_dump_json().encode()
 
     # -- partition ownership --------------------------------------------------------
 
@@ -323,19 +290,13 @@ class Participant:
         new = partitions - self._owned
         if not new:
             return
-        restored: dict[str, tuple[int, Join]] = {}
-        async for record in read_partitions(
-            self.bootstrap_servers, self.changelog, new, self.settings.consumer
-        ):
-            if record.key is None or record.value is None:
-                continue
-            try:
-                restored[record.key.decode()] = (
-                    record.partition,
-                    Join.model_validate_json(record.value),
-                )
-            except ValueError:
-                log.error("unreadable changelog record at %s@%d", record.partition, record.offset)
+        restored = await restore(
+            self.bootstrap_servers,
+            self.changelog,
+            new,
+            Join.model_validate_json,
+            self.settings.consumer,
+        )
         self._owned |= new
         self._joins.update(restored)
         now = time.time()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,48 +95,43 @@ async def run_with_a_crash(
     return ended, reruns
 
 
-async def test_kill_9_of_the_conductor_loses_no_workflow(env: dict[str, str]) -> None:
-    with Proc(["service", "tests.e2e.services:services"], env) as service:
-        first = Proc(["conductor"], env)
-        restarted: list[Proc] = []
-        try:
-            service.wait_ready()
-            first.wait_ready()
+@contextlib.contextmanager
+def restartable(args: list[str], env: dict[str, str]) -> Iterator[tuple[Proc, Callable[[], None]]]:
+    """A process and a `crash` that kill -9s it and starts it again (waiting until ready)."""
+    procs = [Proc(args, env)]
 
-            def crash() -> None:
-                first.kill()
-                second = Proc(["conductor"], env)
-                restarted.append(second)
-                second.wait_ready()
+    def crash() -> None:
+        procs[-1].kill()
+        procs.append(Proc(args, env))
+        procs[-1].wait_ready()
 
-            ended, _ = await run_with_a_crash(env, crash)
-            assert ended == WORKFLOWS
-        finally:
-            first.__exit__()
-            for proc in restarted:
-                proc.__exit__()
+    try:
+        yield procs[0], crash
+    finally:
+        for proc in procs:
+            proc.__exit__()
 
 
-async def test_kill_9_of_a_task_service_loses_no_workflow(env: dict[str, str]) -> None:
-    with Proc(["conductor"], env) as conductor:
-        first = Proc(["service", "tests.e2e.services:services"], env)
-        restarted: list[Proc] = []
-        try:
-            conductor.wait_ready()
-            first.wait_ready()
+SERVICE = ["service", "tests.e2e.services:services"]
 
-            def crash() -> None:
-                first.kill()
-                second = Proc(["service", "tests.e2e.services:services"], env)
-                restarted.append(second)
-                second.wait_ready()
 
-            ended, _ = await run_with_a_crash(env, crash)
-            assert ended == WORKFLOWS
-        finally:
-            first.__exit__()
-            for proc in restarted:
-                proc.__exit__()
+@pytest.mark.parametrize(
+    ("victim", "other", "mode"),
+    [
+        (["conductor"], SERVICE, "orchestration"),
+        (SERVICE, ["conductor"], "orchestration"),
+        ([*SERVICE, "--mode", "choreography"], ["tracker"], "choreography"),
+    ],
+    ids=["conductor", "task-service", "choreography-service"],
+)
+async def test_kill_9_midway_loses_no_workflow(
+    env: dict[str, str], victim: list[str], other: list[str], mode: str
+) -> None:
+    with Proc(other, env) as bystander, restartable(victim, env) as (first, crash):
+        bystander.wait_ready()
+        first.wait_ready()
+        ended, _ = await run_with_a_crash(env, crash, mode=mode)
+        assert ended == WORKFLOWS
 
 
 async def test_two_conductors_share_the_partitions_and_survive_losing_one(
@@ -154,26 +150,3 @@ async def test_two_conductors_share_the_partitions_and_survive_losing_one(
         # both owned partitions, and the survivor took over the victim's from the changelog
         assert any("restored" in line and "partitions [" in line for line in victim.lines)
         assert sum("restored" in line for line in survivor.lines) >= 2
-
-
-async def test_kill_9_of_a_choreography_service_loses_no_workflow(env: dict[str, str]) -> None:
-    service_args = ["service", "tests.e2e.services:services", "--mode", "choreography"]
-    with Proc(["tracker"], env) as tracker:
-        first = Proc(service_args, env)
-        restarted: list[Proc] = []
-        try:
-            tracker.wait_ready()
-            first.wait_ready()
-
-            def crash() -> None:
-                first.kill()
-                second = Proc(service_args, env)
-                restarted.append(second)
-                second.wait_ready()
-
-            ended, _ = await run_with_a_crash(env, crash, mode="choreography")
-            assert ended == WORKFLOWS
-        finally:
-            first.__exit__()
-            for proc in restarted:
-                proc.__exit__()

@@ -1,0 +1,68 @@
+"""What a stateful consumer owes the broker after a batch: snapshots and events.
+
+The conductor, the tracker and the choreography participants all work the same
+way: handling records changes some keyed states and produces events; the batch
+ends by sending one snapshot per changed key to the changelog (co-partitioned:
+the partition the state lives on) and every event, without waiting. The ack
+futures go to `AckedCommits`, which commits the input once they are all in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from events import DecodeError, KafkaRecord, dead_letter
+
+log = logging.getLogger("podium.outbox")
+
+
+class Outbox:
+    def __init__(self, producer: AIOKafkaProducer, changelog: str) -> None:
+        self.producer = producer
+        self.changelog = changelog
+        self._events: list[tuple[str, int | None, KafkaRecord]] = []
+        self._changed: dict[str, int] = {}
+
+    def emit(self, topic: str, partition: int | None, record: KafkaRecord) -> None:
+        self._events.append((topic, partition, record))
+
+    def changed(self, key: str, partition: int) -> None:
+        """The state under `key` changed: its snapshot goes out with the batch."""
+        self._changed[key] = partition
+
+    def dead_letter(self, error: DecodeError) -> None:
+        log.warning("dead-lettering %s", error)
+        topic, record = dead_letter(error)
+        self.emit(topic, None, record)
+
+    async def send(self, snapshot: Callable[[str], bytes | None]) -> list[asyncio.Future[Any]]:
+        """Send what is owed; return the ack futures.
+
+        The pending work is swapped out first, so handler tasks may send their own
+        while the consume loop is between awaits.
+        """
+        events, self._events = self._events, []
+        changed, self._changed = self._changed, {}
+        acks = []
+        for key, partition in changed.items():
+            value = snapshot(key)
+            if value is not None:
+                record = KafkaRecord(key=key.encode(), value=value)
+                acks.append(await self._send(self.changelog, partition, record))
+        for topic, partition, record in events:
+            acks.append(await self._send(topic, partition, record))
+        return acks
+
+    async def _send(
+        self, topic: str, partition: int | None, record: KafkaRecord
+    ) -> asyncio.Future[Any]:
+        # partition given: co-partitioning, the number of the input the state lives on
+        future: asyncio.Future[Any] = await self.producer.send(
+            topic, value=record.value, key=record.key, headers=record.headers, partition=partition
+        )
+        return future
