@@ -168,7 +168,7 @@ class Conductor:
             while not self._stopping.is_set():
                 batch = await self._reader.getmany(timeout_ms=self._poll_timeout_ms())
                 await self._process(batch)
-            await self._commits.drain()
+            await self._seal_and_drain()
         finally:
             await self._consumer.stop()
             await self._producer.stop()
@@ -190,9 +190,16 @@ class Conductor:
             for record in batch[tp]:
                 self._handle(record, now)
         self._fire_timers(now)
-        acks = await self._outbox.send(self._snapshot)
-        self._commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks)
+        sealed = self._commits.due()
+        acks = await self._outbox.send(self._snapshot, snapshots=sealed)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        self._commits.add(offsets, acks, sealed=sealed)
         await self._commits.step()
+
+    async def _seal_and_drain(self) -> None:
+        """Persist every changed state, wait for all acks, commit: before a hand-over."""
+        self._commits.add({}, await self._outbox.send(self._snapshot), sealed=True)
+        await self._commits.drain()
 
     # -- one record ---------------------------------------------------------------
 
@@ -304,7 +311,7 @@ class Conductor:
             b'{"mode":'
             + orjson.dumps(mode)
             + b',"state":'
-            + state.model_dump_json().encode()
+            + state.model_dump_json(exclude_defaults=True).encode()
             + b"}"
         )
 
@@ -373,7 +380,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.conductor = conductor
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.conductor._commits.drain()
+        await self.conductor._seal_and_drain()
         self.conductor._reader.forget(revoked)
         self.conductor.revoke({tp.partition for tp in revoked if tp.topic == topics.TRIGGERS})
 

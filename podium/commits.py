@@ -1,13 +1,17 @@
 """Committing input offsets only after what they caused is acknowledged, without waiting.
 
 A stateful consumer (conductor, tracker, choreography participant) sends a
-batch's effects — changelog snapshots, commands, outcomes — and goes straight
-back to `getmany`. The batch's offsets are committed once every one of its sends
-and every earlier batch's sends are acknowledged, at most every `interval`
-seconds (Kafka Streams' `commit.interval.ms`). At-least-once still holds: an
-offset is never committed before its effects are on the broker. The loop waits
-only when too many batches are in flight (backpressure) or when it must hand
-partitions over (`drain`).
+batch's events — commands, outcomes — at once and goes straight back to
+`getmany`. State snapshots go to the changelog only when a commit is due
+(`interval`, Kafka Streams' `commit.interval.ms` and its caching store): a
+workflow that changes five times in that window is written once. A batch that
+carried the snapshots is *sealed*; the offsets of it and of every batch before
+it are committed once all their sends are acknowledged. At-least-once holds: no
+offset is committed before the state and events it caused are on the broker
+(a crash replays the input; commands have deterministic ids, so a replayed
+command is a duplicate the services answer from their records). The loop
+waits only when too many batches are in flight (backpressure) or when it must
+hand partitions over (`drain`, after a sealed batch).
 """
 
 from __future__ import annotations
@@ -33,13 +37,20 @@ class AckedCommits:
         self.consumer = consumer
         self.interval = interval
         self.max_in_flight = max_in_flight
-        self._batches: deque[tuple[Offsets, list[asyncio.Future[Any]]]] = deque()
+        self._batches: deque[tuple[Offsets, list[asyncio.Future[Any]], bool]] = deque()
+        self._unsealed: Offsets = {}
         self._ready: Offsets = {}
-        self._last_commit = time.monotonic()
+        self._last_seal = time.monotonic()
 
-    def add(self, offsets: Offsets, acks: list[asyncio.Future[Any]]) -> None:
-        if offsets or acks:
-            self._batches.append((offsets, acks))
+    def due(self) -> bool:
+        """Whether this batch should carry the snapshots (and so seal what came before)."""
+        return time.monotonic() - self._last_seal >= self.interval
+
+    def add(self, offsets: Offsets, acks: list[asyncio.Future[Any]], *, sealed: bool) -> None:
+        if sealed:
+            self._last_seal = time.monotonic()
+        if offsets or acks or sealed:
+            self._batches.append((offsets, acks, sealed))
 
     async def step(self) -> None:
         """Collect acknowledged batches, commit when due, and apply backpressure."""
@@ -47,12 +58,12 @@ class AckedCommits:
             await asyncio.gather(*self._batches[0][1])
             self._collect()
         self._collect()
-        if self._ready and time.monotonic() - self._last_commit >= self.interval:
+        if self._ready:
             await self._commit()
 
     async def drain(self) -> None:
-        """Wait for every ack and commit everything: before handing partitions over."""
-        for _, acks in list(self._batches):
+        """Wait for every ack and commit: call it after adding a sealed batch."""
+        for _, acks, _ in list(self._batches):
             await asyncio.gather(*acks)
         self._collect()
         if self._ready:
@@ -60,18 +71,20 @@ class AckedCommits:
 
     def _collect(self) -> None:
         while self._batches and all(ack.done() for ack in self._batches[0][1]):
-            offsets, acks = self._batches.popleft()
+            offsets, acks, sealed = self._batches.popleft()
             for ack in acks:
                 if ack.exception() is not None:
                     # an effect never reached the broker: stop here, the records come again
                     raise ack.exception()  # type: ignore[misc]
-            self._ready.update(offsets)
+            self._unsealed.update(offsets)
+            if sealed:
+                self._ready.update(self._unsealed)
+                self._unsealed = {}
 
     async def _commit(self) -> None:
         owned = self.consumer.assignment()
         offsets = {tp: offset for tp, offset in self._ready.items() if tp in owned}
         self._ready = {}
-        self._last_commit = time.monotonic()
         if not offsets:
             return
         try:

@@ -40,14 +40,18 @@ class Outbox:
         topic, record = dead_letter(error)
         self.emit(topic, None, record)
 
-    async def send(self, snapshot: Callable[[str], bytes | None]) -> list[asyncio.Future[Any]]:
-        """Send what is owed; return the ack futures.
+    async def send(
+        self, snapshot: Callable[[str], bytes | None], *, snapshots: bool = True
+    ) -> list[asyncio.Future[Any]]:
+        """Send the events owed, and the snapshots too when `snapshots`; return the acks.
 
-        The pending work is swapped out first, so handler tasks may send their own
-        while the consume loop is between awaits.
+        The pending events are swapped out first, so handler tasks may send their
+        own while the consume loop is between awaits.
         """
         events, self._events = self._events, []
-        changed, self._changed = self._changed, {}
+        changed: dict[str, int] = {}
+        if snapshots:
+            changed, self._changed = self._changed, {}
         acks = []
         for key, partition in changed.items():
             value = snapshot(key)

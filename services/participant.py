@@ -114,7 +114,7 @@ class Participant:
                 await self._process(batch)
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
-            await self._commits.drain()
+            await self._seal_and_drain()
         finally:
             await self._consumer.stop()
             await self._producer.stop()
@@ -141,9 +141,16 @@ class Participant:
             for record in records:
                 self._handle(record, now)
         self._fire_timers(now)
-        acks = await self._outbox.send(self._snapshot)
-        self._commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks)
+        sealed = self._commits.due()
+        acks = await self._outbox.send(self._snapshot, snapshots=sealed)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        self._commits.add(offsets, acks, sealed=sealed)
         await self._commits.step()
+
+    async def _seal_and_drain(self) -> None:
+        """Persist every changed join, wait for all acks, commit: before a hand-over."""
+        self._commits.add({}, await self._outbox.send(self._snapshot), sealed=True)
+        await self._commits.drain()
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -238,7 +245,8 @@ class Participant:
             )
             self._apply(partition, join, actions, time.time())
         try:
-            await asyncio.gather(*await self._outbox.send(self._snapshot))
+            # the outcome now; the join's snapshot goes with the loop's next sealed batch
+            await asyncio.gather(*await self._outbox.send(self._snapshot, snapshots=False))
         except KafkaError:
             log.exception("could not publish the outcome of %s", command.command_id)
 
@@ -282,7 +290,7 @@ class Participant:
 
     def _snapshot(self, workflow_id: str) -> bytes | None:
         found = self._joins.get(workflow_id)
-        return None if found is None else found[1].model_dump_json().encode()
+        return None if found is None else found[1].model_dump_json(exclude_defaults=True).encode()
 
     # -- partition ownership --------------------------------------------------------
 
@@ -355,7 +363,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.participant = participant
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.participant._commits.drain()
+        await self.participant._seal_and_drain()
         self.participant._reader.forget(revoked)
         self.participant.revoke({tp.partition for tp in revoked})
 
