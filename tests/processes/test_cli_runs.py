@@ -118,3 +118,17 @@ def test_separate_service_conductor_and_trigger_processes(broker: str, tmp_path)
 
         assert service.terminate() == 0
         assert conductor.terminate() == 0
+
+
+def test_validate_passes_the_shipped_examples_and_names_every_problem_of_a_broken_one() -> None:
+    ok = podium("validate", "examples/order.yaml", "examples/etl.yaml")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == [
+        "examples/order.yaml: ok — order v1, 3 tasks",
+        "examples/etl.yaml: ok — etl v1, 7 tasks",
+    ]
+    broken = podium("validate", "tests/broken/broken.yaml")
+    assert broken.returncode == 2
+    problems = broken.stderr.splitlines()
+    assert len(problems) >= 15
+    assert "tests/broken/broken.yaml: task 'a': dependency cycle: a -> b -> c -> a" in problems
