@@ -2,13 +2,15 @@
 
     python benchmarks/loopstats.py conductor --definitions ...     # = podium conductor ...
     python benchmarks/loopstats.py service MODULE:OBJ ...          # = podium service ...
+    python benchmarks/loopstats.py tracker --definitions ...       # = podium tracker ...
 
 Wraps (in this process only, nothing in the package changes) aiokafka's
-`getmany` and `commit`, `AIOKafkaProducer.flush`, the conductor's
-`_process`/`_flush` and the worker's `_run`, summing wall time per consumer
-group. SIGUSR1 resets the counters; SIGUSR2 prints one line
-`podium-loopstats: {json}` on stderr. orchestration.py uses it with
-`PODIUM_BENCH_LOOPSTATS=1` around the throughput run.
+`getmany` and `commit`, the conductor's (tracker's) `_process` (and `_flush`
+where it still exists), the worker's `_run` and the choreography participant's
+`_process` and `_run`, summing wall time per consumer group or process part.
+SIGUSR1 resets the counters; SIGUSR2 prints one line `podium-loopstats: {json}`
+on stderr. orchestration.py uses it with `PODIUM_BENCH_LOOPSTATS=1` around the
+throughput run.
 """
 
 from __future__ import annotations
@@ -50,15 +52,24 @@ def _group(prefix: str) -> Callable[[Any], str]:
     return lambda consumer: f"{prefix} {consumer._group_id}"
 
 
+def _patch(cls: type, method: str, name: Callable[[Any], str], records: bool = False) -> None:
+    """Time cls.method if it exists (the loops change; a missing one is skipped)."""
+    if hasattr(cls, method):
+        setattr(cls, method, _timed(name, records)(getattr(cls, method)))
+
+
 def install() -> None:
     from conductor.conductor import Conductor
+    from services.participant import Participant
     from services.worker import Worker
 
-    AIOKafkaConsumer.getmany = _timed(_group("getmany"), records=True)(AIOKafkaConsumer.getmany)
-    AIOKafkaConsumer.commit = _timed(_group("commit"))(AIOKafkaConsumer.commit)
-    Conductor._process = _timed(lambda _: "conductor._process", records=True)(Conductor._process)
-    Conductor._flush = _timed(lambda _: "conductor._flush (await acks)")(Conductor._flush)
-    Worker._run = _timed(lambda w: f"worker._run {w.service.name} (handler+ack)")(Worker._run)
+    _patch(AIOKafkaConsumer, "getmany", _group("getmany"), records=True)
+    _patch(AIOKafkaConsumer, "commit", _group("commit"))
+    _patch(Conductor, "_process", lambda c: f"{c.role.name}._process")
+    _patch(Conductor, "_flush", lambda c: f"{c.role.name}._flush (await acks)")
+    _patch(Worker, "_run", lambda w: f"worker._run {w.service.name} (handler+ack)")
+    _patch(Participant, "_process", lambda p: f"participant._process {p.service.name}")
+    _patch(Participant, "_run", lambda p: f"participant._run {p.service.name} (handler+ack)")
     signal.signal(signal.SIGUSR1, _reset)
     signal.signal(signal.SIGUSR2, _dump)
 

@@ -1,13 +1,22 @@
-"""Podium orchestration on the 5-task chain: a conductor and the task services, each an OS process.
+"""Podium on the 5-task chain, in either mode: the task services and a conductor or tracker.
 
 The chain is `chain/chain.yaml` (tasks s1..s5, types bench.s1..bench.s5, each
-adding one to `n`) and `chain/services.py` (one TaskService per type). Two
-layouts:
+adding one to `n`) and `chain/services.py` (one TaskService per type). Every
+process gets `--definitions benchmarks/chain`. Two modes (`MODES`):
+
+- `orchestration`: `podium conductor` + the services (`podium service`), which
+  execute the conductor's commands;
+- `choreography` (`choreography.py` registers it): `podium tracker` + the
+  services with `--mode choreography`, which react to triggers and outcomes
+  themselves; the tracker only observes and announces the workflows' ends.
+  Triggers carry `mode="choreography"`.
+
+Two layouts:
 
 - `per-step` (the registered default, like the floor's one process per relay):
-  five `podium service benchmarks.chain.services:sN` processes + `podium conductor`;
+  five `podium service benchmarks.chain.services:sN` processes + the conductor/tracker;
 - `one-process`: one `podium service benchmarks.chain.services:services` process
-  hosting all five services + `podium conductor`.
+  hosting all five services + the conductor/tracker.
 
 Every process is started with cwd = the repository root and the benchmark's
 bootstrap servers; the system is ready once each has printed `podium: ready`
@@ -15,15 +24,15 @@ bootstrap servers; the system is ready once each has printed `podium: ready`
 The driver (this process) uses `podium.client.Client`: trigger, await the
 workflow's end on `podium.workflows`, check the output (n + 5).
 
-Extras in the result: per-process CPU during the throughput run (conductor,
-services, broker, driver), and a breakdown of the latency run from the
-conductor's changelog (trigger -> conductor start, each task's command ->
-outcome applied, conductor end -> driver).
+Extras in the result: per-process CPU during the throughput run (conductor or
+tracker, services, broker, driver), and a breakdown of the latency run from the
+conductor's (tracker's) changelog: trigger -> conductor (tracker) start, each
+task's Running -> Succeeded as the conductor (tracker) saw it, its end -> driver.
 
 With `PODIUM_BENCH_PROFILE=DIR` (run.py `--profile DIR`) py-spy samples the
-conductor and the s3 service (or the one service process) during the
-throughput run and writes `DIR/<system>-<process>.txt` (collapsed stacks) and
-a hot-spot summary (`python benchmarks/profile_summary.py DIR/*.txt`).
+conductor (tracker) and the s3 service (or the one service process) during
+the throughput run and writes `DIR/<system>-<process>.txt` (raw stacks;
+`python benchmarks/profile_summary.py DIR/*.txt` for the hot spots).
 
     python benchmarks/orchestration.py [run.py options]     # run.py --systems orchestration
 """
@@ -58,7 +67,8 @@ from workflow.loader import load_definition
 ROOT = Path(__file__).resolve().parent.parent
 LOOPSTATS = ROOT / "benchmarks" / "loopstats.py"
 LOOPSTATS_LINE = b"podium-loopstats: "
-DEFINITION = ROOT / "benchmarks" / "chain" / "chain.yaml"
+DEFINITIONS = ROOT / "benchmarks" / "chain"  # every process: --definitions benchmarks/chain
+DEFINITION = DEFINITIONS / "chain.yaml"
 SERVICES_MODULE = "benchmarks.chain.services"
 STEP_SERVICES = ("s1", "s2", "s3", "s4", "s5")
 READY_TIMEOUT_S = 60.0
@@ -69,7 +79,25 @@ LAYOUTS = {
     "per-step": [[f"{SERVICES_MODULE}:{name}"] for name in STEP_SERVICES],
     "one-process": [[f"{SERVICES_MODULE}:services"]],
 }
-PROFILED = {"per-step": ("conductor", "service-s3"), "one-process": ("conductor", "service-all")}
+PROFILED_SERVICE = {"per-step": "service-s3", "one-process": "service-all"}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What differs between the two modes, for the benchmark."""
+
+    name: str  # the trigger's mode
+    coordinator: str  # the podium command that is not a service: conductor or tracker
+    changelog: str  # where that process writes its workflow state snapshots
+    service_args: tuple[str, ...]  # extra `podium service` options
+
+
+MODES = {
+    "orchestration": Mode("orchestration", "conductor", topics.CONDUCTOR_CHANGELOG, ()),
+    "choreography": Mode(
+        "choreography", "tracker", topics.TRACKER_CHANGELOG, ("--mode", "choreography")
+    ),
+}
 
 
 # --- the processes ----------------------------------------------------------------------
@@ -99,7 +127,7 @@ async def spawn(name: str, args: list[str], bootstrap: str, logs: Path) -> Proc:
         *command,
         *args,
         "--definitions",
-        str(DEFINITION),
+        str(DEFINITIONS),
         "--bootstrap-servers",
         bootstrap,
         cwd=ROOT,
@@ -174,20 +202,23 @@ def broker_pid(bootstrap: str) -> int | None:
 # --- the driver -------------------------------------------------------------------------
 
 
-class OrchestrationChain:
+class PodiumChain:
     """Triggers `bench_chain` workflows through the Client and awaits their ends."""
 
-    def __init__(self, name: str, bootstrap: str, settings: Settings, layout: str) -> None:
+    def __init__(
+        self, name: str, bootstrap: str, settings: Settings, layout: str, mode: Mode
+    ) -> None:
         self.name = name
         self.bootstrap = bootstrap
         self.settings = settings
         self.layout = layout
+        self.mode = mode
         self.definition = load_definition(DEFINITION)
         self.client = Client(bootstrap, settings)
         self.run_id = uuid.uuid4().hex[:8]
         self.next_id = 0
         self.procs: list[Proc] = []
-        self.stats: dict[str, Any] = {"layout": layout}
+        self.stats: dict[str, Any] = {"mode": mode.name, "layout": layout}
         #: workflow id -> (trigger sent, end received), time.time(), latency run only
         self._stamps: dict[str, tuple[float, float]] | None = None
 
@@ -197,7 +228,11 @@ class OrchestrationChain:
     async def one(self, i: int, limit_s: float = WORKFLOW_TIMEOUT_S) -> None:
         sent = time.time()
         wid = await self.client.trigger(
-            self.definition, {"n": i}, workflow_id=self.workflow_id(i), wait=False
+            self.definition,
+            {"n": i},
+            workflow_id=self.workflow_id(i),
+            wait=False,
+            mode=self.mode.name,
         )
         try:
             async with asyncio.timeout(limit_s):
@@ -271,14 +306,19 @@ class OrchestrationChain:
                 stats[proc.name] = await asyncio.wait_for(proc.loopstats.get(), 5)
         self.stats["loopstats"] = stats
 
-    # -- the latency breakdown, from the conductor's changelog ---------------------------
+    # -- the latency breakdown, from the conductor's (tracker's) changelog ----------------
 
     async def _breakdown(self, stamps: dict[str, tuple[float, float]]) -> dict[str, Any]:
         """p50 of each stage of the latency run's workflows (ms).
 
-        trigger: driver send -> conductor started the workflow; s1..s5: the
-        conductor emitted the command -> it applied the outcome (two hops and
-        the handler); end: conductor finished the workflow -> the driver saw it.
+        Orchestration: trigger: driver send -> conductor started the workflow;
+        s1..s5: the conductor emitted the command -> it applied the outcome (two
+        hops and the handler); end: conductor finished the workflow -> the driver
+        saw it. Choreography, the same read from the tracker, which only watches:
+        s1 is the tracker's start -> it saw s1's outcome (trigger -> service s1
+        -> outcome: two hops, the first one run in parallel with the tracker's
+        own read of the trigger), sN (N > 1) the tracker saw s(N-1)'s outcome ->
+        saw sN's (one hop: outcome -> service sN -> outcome).
         """
         last = await self._last_states(set(stamps))
         stages: dict[str, list[float]] = {}
@@ -306,7 +346,7 @@ class OrchestrationChain:
         last: dict[str, dict[str, Any]] = {}
         partitions = set(range(self.settings.partitions))
         async for record in read_partitions(
-            self.bootstrap, topics.CONDUCTOR_CHANGELOG, partitions, self.settings.consumer
+            self.bootstrap, self.mode.changelog, partitions, self.settings.consumer
         ):
             key = record.key.decode() if record.key else ""
             if key in ids and record.value:
@@ -315,12 +355,13 @@ class OrchestrationChain:
         return last
 
     async def _where(self, wid: str) -> str:
-        """What the conductor's changelog says about a workflow that did not end."""
+        """What the conductor's (tracker's) changelog says about a workflow that did not end."""
+        who = self.mode.coordinator
         state = (await self._last_states({wid})).get(wid)
         if state is None:
-            return "no changelog snapshot (the conductor never started it)"
+            return f"no changelog snapshot (the {who} never started it)"
         tasks = {t: (v["status"], v["attempts"]) for t, v in state["tasks"].items()}
-        return f"conductor says {state['status']}, tasks {tasks}"
+        return f"{who} says {state['status']}, tasks {tasks}"
 
     # -- py-spy -----------------------------------------------------------------------------
 
@@ -330,7 +371,7 @@ class OrchestrationChain:
             return []
         profilers = []
         for proc in self.procs:
-            if proc.name not in PROFILED[self.layout]:
+            if proc.name not in (self.mode.coordinator, PROFILED_SERVICE[self.layout]):
                 continue
             target = Path(out) / f"{self.name}-{proc.name}.txt"
             profilers.append(
@@ -364,22 +405,31 @@ def _add(stages: dict[str, list[float]], name: str, seconds: float) -> None:
     stages.setdefault(name, []).append(seconds)
 
 
+#: the orchestration driver's former name
+OrchestrationChain = PodiumChain
+
+
 @contextlib.asynccontextmanager
 async def chain(
-    bootstrap: str, layout: str = "per-step", name: str = "orchestration"
-) -> AsyncIterator[OrchestrationChain]:
-    """Orchestration as a harness system: topics, conductor + services, a warmed-up driver."""
+    bootstrap: str,
+    layout: str = "per-step",
+    name: str = "orchestration",
+    mode: str = "orchestration",
+) -> AsyncIterator[PodiumChain]:
+    """Podium as a harness system: topics, conductor/tracker + services, a warmed-up driver."""
     settings = Settings()
-    driver = OrchestrationChain(name, bootstrap, settings, layout)
+    spec = MODES[mode]
+    driver = PodiumChain(name, bootstrap, settings, layout, spec)
     task_types = {task.type for task in driver.definition.tasks}
     await prepare_topics(bootstrap, settings, task_types)
     logs = Path(tempfile.mkdtemp(prefix=f"podium-bench-{name}-"))
     started = time.perf_counter()
-    procs = [await spawn("conductor", ["conductor"], bootstrap, logs)]
+    procs = [await spawn(spec.coordinator, [spec.coordinator], bootstrap, logs)]
     for refs in LAYOUTS[layout]:
         label = refs[0].rsplit(":", 1)[1]
         label = "all" if label == "services" else label
-        procs.append(await spawn(f"service-{label}", ["service", *refs], bootstrap, logs))
+        args = ["service", *refs, *spec.service_args]
+        procs.append(await spawn(f"service-{label}", args, bootstrap, logs))
     driver.procs = procs
     try:
         await wait_ready(procs)
@@ -387,7 +437,8 @@ async def chain(
         async with driver.client:
             await driver.warm_up()
             print(
-                f"{name}: {len(procs)} processes ready in {ready_s:.1f}s (layout {layout}, "
+                f"{name}: {len(procs)} processes ready in {ready_s:.1f}s (mode {mode}, "
+                f"layout {layout}, "
                 f"W={settings.consumer.fetch_max_wait_ms} ms, "
                 f"pids {' '.join(f'{p.name}={p.pid}' for p in procs)}, logs {logs})",
                 flush=True,
@@ -401,11 +452,11 @@ async def chain(
             print(f"{name}: did not exit 0 on SIGTERM: {unclean}; see {logs}", flush=True)
 
 
-def per_step(bootstrap: str) -> contextlib.AbstractAsyncContextManager[OrchestrationChain]:
+def per_step(bootstrap: str) -> contextlib.AbstractAsyncContextManager[PodiumChain]:
     return chain(bootstrap, "per-step", "orchestration")
 
 
-def one_process(bootstrap: str) -> contextlib.AbstractAsyncContextManager[OrchestrationChain]:
+def one_process(bootstrap: str) -> contextlib.AbstractAsyncContextManager[PodiumChain]:
     return chain(bootstrap, "one-process", "orchestration-1proc")
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+import choreography
 import floor
 import orchestration
 from harness import RESULTS_DIR, Result, SystemFactory, measure, print_results, write_results
@@ -27,7 +28,8 @@ SYSTEMS: dict[str, SystemFactory] = {
     "floor": floor.chain,
     "orchestration": orchestration.per_step,  # one process per task service
     "orchestration-1proc": orchestration.one_process,  # all five services in one process
-    # "choreography": choreography.chain,
+    "choreography": choreography.per_step,  # one process per task service + the tracker
+    "choreography-1proc": choreography.one_process,  # all five services in one + the tracker
 }
 
 
@@ -54,12 +56,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="DIR",
-        help="py-spy the conductor and a service during throughput (orchestration systems)",
+        help="py-spy the conductor (tracker) and a service during throughput (podium systems)",
     )
     p.add_argument(
         "--loopstats",
         action="store_true",
-        help="time the consume loops of the orchestration processes (benchmarks/loopstats.py)",
+        help="time the consume loops of the podium processes (benchmarks/loopstats.py)",
     )
     return p.parse_args(argv)
 
