@@ -41,6 +41,9 @@ class AckedCommits:
         self._unsealed: Offsets = {}
         self._ready: Offsets = {}
         self._last_seal = time.monotonic()
+        #: at most one commit in flight, in the background: a commit on tansu under load
+        #: takes 20+ ms, which the loop should not sit through
+        self._committing: asyncio.Task[None] | None = None
 
     def due(self) -> bool:
         """Whether this batch should carry the snapshots (and so seal what came before)."""
@@ -58,16 +61,18 @@ class AckedCommits:
             await asyncio.gather(*self._batches[0][1])
             self._collect()
         self._collect()
-        if self._ready:
-            await self._commit()
+        if self._ready and (self._committing is None or self._committing.done()):
+            self._committing = asyncio.create_task(self._commit(self._take_ready()))
 
     async def drain(self) -> None:
         """Wait for every ack and commit: call it after adding a sealed batch."""
         for _, acks, _ in list(self._batches):
             await asyncio.gather(*acks)
         self._collect()
+        if self._committing is not None:
+            await self._committing
         if self._ready:
-            await self._commit()
+            await self._commit(self._take_ready())
 
     def _collect(self) -> None:
         while self._batches and all(ack.done() for ack in self._batches[0][1]):
@@ -81,10 +86,13 @@ class AckedCommits:
                 self._ready.update(self._unsealed)
                 self._unsealed = {}
 
-    async def _commit(self) -> None:
+    def _take_ready(self) -> Offsets:
         owned = self.consumer.assignment()
         offsets = {tp: offset for tp, offset in self._ready.items() if tp in owned}
         self._ready = {}
+        return offsets
+
+    async def _commit(self, offsets: Offsets) -> None:
         if not offsets:
             return
         try:

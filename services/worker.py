@@ -75,6 +75,7 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._offsets = OffsetTracker()
         self._last_commit = time.monotonic()
+        self._committing: asyncio.Task[None] | None = None
         self._recorded: BoundedCache[str, Outcome] = BoundedCache(REDELIVERY_WINDOW)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
         # aiokafka clients bind to the running loop: build the worker inside it
@@ -124,8 +125,10 @@ class Worker:
             for tp, records in batch.items():
                 for record in records:
                     await self._dispatch(tp, record)
-            if time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
-                await self._commit()
+            due = time.monotonic() - self._last_commit >= COMMIT_INTERVAL
+            if due and (self._committing is None or self._committing.done()):
+                # in the background: a commit under load takes longer than a batch
+                self._committing = asyncio.create_task(self._commit())
 
     async def _dispatch(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         self._offsets.started(tp, record.offset)
@@ -193,6 +196,7 @@ class Worker:
 
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
+        self._committing: asyncio.Task[None] | None = None
         consumer = self._consumer
         moved = self._offsets.committable()
         owned = consumer.assignment()
@@ -209,6 +213,8 @@ class Worker:
             log.info("draining %d in-flight task(s)", len(self._running))
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         await self._producer.flush()
+        if self._committing is not None:
+            await self._committing
         await self._commit()
 
 
@@ -217,6 +223,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.worker._committing is not None:
+            await self.worker._committing
         await self.worker._commit()
         self.worker._offsets.forget(set(revoked))
         self.worker._reader.forget(revoked)
