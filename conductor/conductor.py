@@ -153,15 +153,15 @@ class Conductor:
             self.bootstrap_servers,
             [
                 topics.TRIGGERS,
-                topics.OUTCOMES,
                 topics.WORKFLOWS,
                 self.role.changelog,
                 topics.DEAD_LETTER,
-                *(topics.commands(t) for t in self.catalog.task_types),
+                *topics.task_topics(self.catalog.task_types),
             ],
             self.settings.partitions,
         )
-        self._consumer.subscribe([topics.TRIGGERS, topics.OUTCOMES], listener=_Listener(self))
+        inputs = [topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(self.catalog.task_types))]
+        self._consumer.subscribe(inputs, listener=_Listener(self))
         await self._producer.start()
         await self._consumer.start()
         try:

@@ -6,7 +6,9 @@ one conductor (or one choreography participant) owns each workflow.
 
 - `podium.triggers`: workflow.triggered (written by `podium trigger`)
 - `podium.tasks.<type>.commands`: task.command for one task type (conductor)
-- `podium.outcomes`: task.succeeded / task.failed (task services)
+- `podium.tasks.<type>.outcomes`: task.succeeded / failed / skipped of that type, written
+  by the service that ran it, on the partition its command (or join) lives on: one
+  writer per partition; a choreography service subscribes to the types it waits for
 - `podium.workflows`: workflow.started / completed / failed (conductor, tracker)
 - `podium.conductor.changelog`: workflow state snapshots, compacted (conductor)
 - `podium.tracker.changelog`: the tracker's workflow state snapshots, compacted
@@ -17,9 +19,9 @@ one conductor (or one choreography participant) owns each workflow.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 TRIGGERS = "podium.triggers"
-OUTCOMES = "podium.outcomes"
 WORKFLOWS = "podium.workflows"
 CONDUCTOR_CHANGELOG = "podium.conductor.changelog"
 TRACKER_CHANGELOG = "podium.tracker.changelog"
@@ -33,6 +35,16 @@ def commands(task_type: str) -> str:
     if not _TASK_TYPE.match(task_type):
         raise ValueError(f"task type {task_type!r} cannot name a topic")
     return f"podium.tasks.{task_type}.commands"
+
+
+def outcomes(task_type: str) -> str:
+    """The outcome topic of one task type (a compensation's outcomes: its own type's)."""
+    return commands(task_type).removesuffix(".commands") + ".outcomes"
+
+
+def task_topics(task_types: Iterable[str]) -> list[str]:
+    """The command and outcome topics of these task types."""
+    return [name for t in sorted(task_types) for name in (commands(t), outcomes(t))]
 
 
 def choreography_changelog(service: str) -> str:

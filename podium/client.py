@@ -75,10 +75,9 @@ async def prepare_topics(bootstrap_servers: str, settings: Settings, task_types:
         bootstrap_servers,
         [
             topics.TRIGGERS,
-            topics.OUTCOMES,
             topics.WORKFLOWS,
             topics.DEAD_LETTER,
-            *(topics.commands(t) for t in task_types),
+            *topics.task_topics(task_types),
         ],
         settings.partitions,
     )

@@ -89,13 +89,15 @@ def raw_record(record: ConsumerRecord[bytes, bytes]) -> RawRecord:
     )
 
 
-async def send(producer: AIOKafkaProducer, topic: str, record: KafkaRecord) -> asyncio.Future[Any]:
+async def send(
+    producer: AIOKafkaProducer, topic: str, record: KafkaRecord, partition: int | None = None
+) -> asyncio.Future[Any]:
     """Queue a record and return its delivery future without waiting for the broker.
 
     The caller awaits the futures (or flushes) once per batch, never per record.
     """
     future: asyncio.Future[Any] = await producer.send(
-        topic, value=record.value, key=record.key, headers=record.headers
+        topic, value=record.value, key=record.key, headers=record.headers, partition=partition
     )
     return future
 

@@ -14,12 +14,21 @@ a compensation has finished compensating.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from workflow.choreography import Abort, Fail, Ready, Skip, readiness, render_compensation_input
+from workflow.choreography import (
+    Abort,
+    Fail,
+    Ready,
+    Skip,
+    observes,
+    readiness,
+    render_compensation_input,
+)
 from workflow.definition import Definition, RetryPolicy
 from workflow.expressions import ExpressionError
 from workflow.states import TaskStatus as S
@@ -84,6 +93,28 @@ def owned(definition: Definition, task_types: set[str]) -> tuple[list[str], list
     tasks = [t.id for t in definition.tasks if t.type in task_types]
     comps = [t.id for t in definition.tasks if t.compensate and t.compensate.type in task_types]
     return tasks, comps
+
+
+def watched_types(definitions: Iterable[Definition], task_types: set[str]) -> set[str]:
+    """The task types whose outcome topics a participant handling `task_types` reads.
+
+    The outcomes its tasks wait for (their `observes`: dependencies and the tasks their
+    expressions name); and, where it has something to undo in a workflow that
+    compensates, every type of that workflow: a failure anywhere starts the
+    compensation, and its descendants' compensations must finish first.
+    """
+    watched: set[str] = set()
+    for definition in definitions:
+        tasks, comps = owned(definition, task_types)
+        for task_id in tasks:
+            watched |= {definition.task(t).type for t in observes(definition, task_id)}
+        undoes = comps or any(definition.task(t).compensate for t in tasks)
+        if undoes and definition.on_failure == "compensate":
+            for spec in definition.tasks:
+                watched.add(spec.type)
+                if spec.compensate is not None:
+                    watched.add(spec.compensate.type)
+    return watched
 
 
 def new_join(definition: Definition, workflow_id: str, task_types: set[str]) -> Join:

@@ -97,14 +97,16 @@ class Participant:
             self.bootstrap_servers,
             [
                 topics.TRIGGERS,
-                topics.OUTCOMES,
                 topics.WORKFLOWS,
                 self.changelog,
                 topics.DEAD_LETTER,
+                *topics.task_topics(self.catalog.task_types),
             ],
             self.settings.partitions,
         )
-        self._consumer.subscribe([topics.TRIGGERS, topics.OUTCOMES], listener=_Listener(self))
+        watched = rules.watched_types(self.catalog, self.types)
+        inputs = [topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(watched))]
+        self._consumer.subscribe(inputs, listener=_Listener(self))
         await self._producer.start()
         await self._consumer.start()
         try:
@@ -226,9 +228,9 @@ class Participant:
                     (action.due, join.workflow_id, action.task_id, action.compensation),
                 )
             elif isinstance(action, Report):
-                self._outbox.emit(
-                    topics.OUTCOMES, partition, encode(self._report(definition, join, action))
-                )
+                report = self._report(definition, join, action)
+                topic = topics.outcomes(definition.task(action.task_id).type)
+                self._outbox.emit(topic, partition, encode(report))
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
         command = _command(definition, join, run)
@@ -238,7 +240,8 @@ class Participant:
         status = S.SUCCEEDED if isinstance(outcome, TaskSucceeded) else S.FAILED
         retryable = outcome.error.retryable if isinstance(outcome, TaskFailed) else True
         output = outcome.output if isinstance(outcome, TaskSucceeded) else None
-        self._outbox.emit(topics.OUTCOMES, partition, encode(self._outcome_event(join, outcome)))
+        topic = topics.outcomes(outcome.task_type)
+        self._outbox.emit(topic, partition, encode(self._outcome_event(join, outcome)))
         if self._joins.get(join.workflow_id, (None, None))[1] is join:  # still ours
             actions = rules.on_result(
                 definition, join, run, status, output, retryable=retryable, now=time.time()

@@ -97,7 +97,7 @@ class Worker:
     async def run(self) -> None:
         await ensure_topics(
             self.bootstrap_servers,
-            [*self.command_topics, topics.OUTCOMES, topics.DEAD_LETTER],
+            [*topics.task_topics(self.service.task_types), topics.DEAD_LETTER],
             self.settings.partitions,
         )
         self._reader = ContiguousReader(self._consumer)
@@ -146,7 +146,8 @@ class Worker:
         command = event.data
         recorded = self._recorded.get(command.command_id)
         if recorded is not None:  # a redelivery of work already done: answer, don't rerun
-            self._finish_after(tp, record.offset, await self._publish(event, recorded))
+            ack = await self._publish(tp.partition, event, recorded)
+            self._finish_after(tp, record.offset, ack)
         elif command.command_id in self._running:  # the same command, still running
             self._offsets.finished(tp, record.offset)
         else:
@@ -163,7 +164,7 @@ class Worker:
                 outcome: Outcome = failure(command, "UnknownTaskType", message, retryable=False)
             else:
                 outcome = await execute(registration, command, event.workflowid, self._executor)
-            await (await self._publish(event, outcome))
+            await (await self._publish(tp.partition, event, outcome))
             self._recorded.put(command.command_id, outcome)
             self._offsets.finished(tp, offset)
         except KafkaError:
@@ -172,7 +173,10 @@ class Worker:
         finally:
             self._running.pop(command.command_id, None)
 
-    async def _publish(self, cause: CloudEvent, outcome: Outcome) -> asyncio.Future[Any]:
+    async def _publish(
+        self, partition: int, cause: CloudEvent, outcome: Outcome
+    ) -> asyncio.Future[Any]:
+        """The outcome goes to its type's topic, on the partition its command came from."""
         kind = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
         reply = new_event(
             outcome,
@@ -185,7 +189,9 @@ class Worker:
             causation_id=cause.id,
             traceparent=cause.traceparent,
         )
-        return await send(self._producer, topics.OUTCOMES, encode(reply))
+        return await send(
+            self._producer, topics.outcomes(outcome.task_type), encode(reply), partition
+        )
 
     def _finish_after(self, tp: TopicPartition, offset: int, ack: asyncio.Future[Any]) -> None:
         def done(future: asyncio.Future[Any]) -> None:

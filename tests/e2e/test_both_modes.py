@@ -109,7 +109,11 @@ async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
     deployment: Deployment, kafka: str
 ) -> None:
     # the topic the mode's services consume: commands, or the outcomes they react to
-    topic = topics.commands("test.step") if deployment.mode == "orchestration" else topics.OUTCOMES
+    topic = (
+        topics.commands("test.step")
+        if deployment.mode == "orchestration"
+        else topics.outcomes("test.step")
+    )
     marker = uuid.uuid4().hex.encode()
     producer = make_producer(kafka)
     await producer.start()
