@@ -360,7 +360,9 @@ class PodiumChain:
         state = (await self._last_states({wid})).get(wid)
         if state is None:
             return f"no changelog snapshot (the {who} never started it)"
-        tasks = {t: (v["status"], v["attempts"]) for t, v in state["tasks"].items()}
+        tasks = {
+            t: (v.get("status", "Pending"), v.get("attempts", 0)) for t, v in state["tasks"].items()
+        }
         return f"{who} says {state['status']}, tasks {tasks}"
 
     # -- py-spy -----------------------------------------------------------------------------

@@ -91,6 +91,8 @@ TRACKER = Role(
 )
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
+#: outcomes a tracker holds per workflow while their predecessors are missing
+HELD_PER_WORKFLOW = 64
 
 
 def seed_of(workflow_id: str) -> int:
@@ -113,6 +115,7 @@ class Conductor:
     ) -> None:
         self.catalog = catalog
         self.role = role
+        self.observes = not role.executes
         #: called with every new state (the live view of `podium run`)
         self.on_state = on_state
         self.bootstrap_servers = bootstrap_servers
@@ -135,8 +138,8 @@ class Conductor:
         )
         # what one batch caused, sent together and acknowledged before the commit
         self._outbox = Outbox(self._producer, role.changelog)
-        #: tracker: outcomes read before their workflow's trigger (cross-topic order)
-        self._early: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
+        #: tracker: outcomes it could not apply yet (see `_hold`)
+        self._held: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
         self._commits = AckedCommits(self._consumer)
         self._reader = ContiguousReader(self._consumer)
 
@@ -232,20 +235,52 @@ class Conductor:
             if data.mode in self.role.announces:
                 started = started_event(data, workflow_id, event, self.role.source)
                 self._outbox.emit(topics.WORKFLOWS, partition, encode(started))
-            for early in self._early.pop(workflow_id) or []:
-                self._route(partition, early, now)
+            self._retry_held(partition, workflow_id, now)
         elif isinstance(data, TaskSucceeded | TaskFailed):
-            owned = self._workflows.get(workflow_id)
-            if owned is None:
-                if not self.role.executes:  # overtook its trigger: apply it after the start
-                    self._early.put(workflow_id, [*(self._early.get(workflow_id) or []), event])
-                return  # else: a workflow this conductor never started
-            _, mode, state = owned
-            definition = self.catalog.get(state.name, state.version)
-            outcome = core_outcome(data)
-            self._decide(partition, workflow_id, mode, definition, state, outcome, now)
+            if not self._apply_outcome(partition, workflow_id, data, now) and self.observes:
+                self._hold(workflow_id, event)
+            elif self.observes:
+                self._retry_held(partition, workflow_id, now)
         # other event types (a choreography Skipped report: the machine derives skips
         # itself) are not the state machine's input
+
+    def _apply_outcome(
+        self, partition: int, workflow_id: str, data: TaskSucceeded | TaskFailed, now: float
+    ) -> bool:
+        """Feed an outcome to the machine; False when it changed nothing."""
+        owned = self._workflows.get(workflow_id)
+        if owned is None:
+            return False  # a workflow this process never started (or not yet: see _hold)
+        _, mode, state = owned
+        definition = self.catalog.get(state.name, state.version)
+        self._decide(partition, workflow_id, mode, definition, state, core_outcome(data), now)
+        return self._workflows[workflow_id][2] is not state
+
+    # -- observing: outcomes in the wrong order ----------------------------------------
+    #
+    # The conductor only ever sees an outcome after its own command, so what it cannot
+    # apply is a duplicate or stale. The tracker reads the outcome topics of many task
+    # types, which Kafka does not order among each other: s3's outcome can arrive before
+    # s2's (or before the trigger, or a compensation's before the failure that caused
+    # it). It holds what it cannot apply yet and tries again after each change.
+
+    def _hold(self, workflow_id: str, event: CloudEvent) -> None:
+        held = self._held.get(workflow_id) or []
+        self._held.put(workflow_id, [*held[-HELD_PER_WORKFLOW:], event])
+
+    def _retry_held(self, partition: int, workflow_id: str, now: float) -> None:
+        progress = True
+        while progress:
+            progress = False
+            for event in self._held.pop(workflow_id) or []:
+                assert isinstance(event.data, TaskSucceeded | TaskFailed)
+                if self._apply_outcome(partition, workflow_id, event.data, now):
+                    progress = True
+                else:
+                    self._hold(workflow_id, event)
+        owned = self._workflows.get(workflow_id)
+        if owned is not None and owned[2].status in TERMINAL:
+            self._held.pop(workflow_id)  # what is left are duplicates and stale attempts
 
     def _fire_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:

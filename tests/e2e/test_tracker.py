@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conductor.conductor import Conductor
+from events import TaskSucceeded, encode, new_event, topics
+from podium.kafka import make_producer
 from tests.e2e.conftest import Deployment, tracked_end
 
 pytestmark = pytest.mark.integration
@@ -34,3 +36,43 @@ async def test_tracker_view_equals_the_conductor_view(deployment: Deployment) ->
         assert {t: (s.status, s.attempts) for t, s in seen.tasks.items()} == {
             t: (s.status, s.attempts) for t, s in decided.tasks.items()
         }, name
+
+
+@pytest.mark.parametrize("deployment", ["orchestration"], indirect=True)
+async def test_tracker_applies_outcomes_that_arrive_out_of_order(
+    deployment: Deployment, kafka: str
+) -> None:
+    """Outcome topics of different task types are not ordered among each other."""
+    definition = deployment.catalog.get("observed")
+    workflow_id = await deployment.client.trigger(definition, {"n": 1}, mode="choreography")
+    producer = make_producer(kafka)
+    await producer.start()
+    try:
+        # c's outcome first, then b's, then a's: each but the last waits for its upstream
+        for task_id, task_type in [
+            ("c", "test.other"),
+            ("b", "test.external"),
+            ("a", "test.external"),
+        ]:
+            outcome = TaskSucceeded(
+                workflow="observed",
+                version=1,
+                command_id=f"{workflow_id}:{task_id}:1",
+                task_id=task_id,
+                task_type=task_type,
+                attempt=1,
+                output={"n": 7},
+            )
+            event = new_event(outcome, source="test", workflow_id=workflow_id, task_id=task_id)
+            record = encode(event)
+            await producer.send_and_wait(
+                topics.outcomes(task_type),
+                value=record.value,
+                key=record.key,
+                headers=record.headers,
+            )
+    finally:
+        await producer.stop()
+    result = await deployment.wait(workflow_id)
+    assert (result.state, result.mode, result.output) == ("Succeeded", "choreography", {"n": 7})
+    assert {t: s.state for t, s in result.tasks.items()} == dict.fromkeys("abc", "Succeeded")
