@@ -1,6 +1,6 @@
 """The raw-aiokafka floor: the 5-step chain as five hand-written relays, no framework.
 
-Topics step0..step5 (8 partitions each). Relay i is its own OS process and its
+Topics step0..step5 (PODIUM_PARTITIONS each, default 8). Relay i is its own OS process and its
 own consumer group: it consumes step<i> in `getmany` batches, decodes each
 JSON value, stamps the step, re-encodes it and sends it to step<i+1> without
 awaiting; it awaits the batch's delivery futures once, then commits. The
@@ -33,7 +33,8 @@ from harness import STEPS, closed_loop, percentile, sequential_latencies
 from podium.kafka import ensure_topics, make_consumer, make_producer
 from podium.settings import ConsumerSettings, Settings
 
-PARTITIONS = 8
+#: the partition count of every topic, as for Podium (PODIUM_PARTITIONS, default 8)
+PARTITIONS = Settings().partitions
 SESSION_TIMEOUT_MS = 6_000
 READY_TIMEOUT_S = 60.0
 WORKFLOW_TIMEOUT_S = 60.0

@@ -323,6 +323,8 @@ class PodiumChain:
         last = await self._last_states(set(stamps))
         stages: dict[str, list[float]] = {}
         for wid, state in last.items():
+            if "ended_at" not in state:
+                continue  # its final snapshot was still coalescing when the run ended
             sent, received = stamps[wid]
             add = functools.partial(_add, stages)
             add("trigger", state["started_at"] - sent)
