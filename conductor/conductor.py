@@ -91,6 +91,12 @@ TRACKER = Role(
 )
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
+#: how long a finished workflow stays in memory (and in the changelog) after its end
+RETENTION_S = 60.0
+#: the timer id that evicts a finished workflow
+EVICT = "podium:evict"
+#: ids of evicted workflows remembered, so a repeated trigger does not start one again
+ENDED_IDS = 100_000
 #: outcomes a tracker holds per workflow while their predecessors are missing
 HELD_PER_WORKFLOW = 64
 
@@ -140,6 +146,7 @@ class Conductor:
         self._outbox = Outbox(self._producer, role.changelog)
         #: tracker: outcomes it could not apply yet (see `_hold`)
         self._held: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
+        self._ended: BoundedCache[str, bool] = BoundedCache(ENDED_IDS)
         self._commits = AckedCommits(self._consumer)
         self._reader = ContiguousReader(self._consumer)
 
@@ -220,7 +227,7 @@ class Conductor:
         data = event.data
         workflow_id = event.workflowid
         if isinstance(data, WorkflowTriggered):
-            if workflow_id in self._workflows:
+            if workflow_id in self._workflows or self._ended.get(workflow_id):
                 return  # the same trigger again: a workflow id starts once
             if self.role.executes and data.mode not in self.role.announces:
                 return  # a choreographed workflow: the services drive it
@@ -289,6 +296,9 @@ class Conductor:
             if owned is None:
                 continue
             partition, mode, state = owned
+            if timer_id == EVICT:
+                self._evict(partition, workflow_id, state)
+                continue
             if timer_id not in state.timers:
                 continue  # cancelled or already fired
             definition = self.catalog.get(state.name, state.version)
@@ -301,6 +311,15 @@ class Conductor:
                 machine.TimerFired(timer_id=timer_id),
                 now,
             )
+
+    def _evict(self, partition: int, workflow_id: str, state: WorkflowState) -> None:
+        """Forget a workflow that ended RETENTION_S ago: memory and restores stay flat."""
+        if state.status not in TERMINAL:
+            return
+        del self._workflows[workflow_id]
+        self._held.pop(workflow_id)
+        self._ended.put(workflow_id, True)
+        self._outbox.delete(workflow_id, partition)
 
     def _decide(
         self,
@@ -316,6 +335,8 @@ class Conductor:
         if new_state is state or new_state is None:
             return
         self._workflows[workflow_id] = (partition, mode, new_state)
+        if new_state.status in TERMINAL and new_state.ended_at is not None:
+            heapq.heappush(self._timers, (new_state.ended_at + RETENTION_S, workflow_id, EVICT))
         self._outbox.changed(workflow_id, partition)
         if self.on_state is not None:
             self.on_state(new_state)
@@ -383,7 +404,9 @@ class Conductor:
     ) -> None:
         """Re-arm timers and re-issue in-flight commands of a restored workflow."""
         if state.status in TERMINAL:
-            recent = state.ended_at is not None and now - state.ended_at < REANNOUNCE_WINDOW_S
+            ended = state.ended_at if state.ended_at is not None else now
+            heapq.heappush(self._timers, (ended + RETENTION_S, workflow_id, EVICT))
+            recent = now - ended < REANNOUNCE_WINDOW_S
             if recent and mode in self.role.announces:
                 ended = finished_event(state, self.role.source, mode)
                 self._outbox.emit(topics.WORKFLOWS, partition, encode(ended))

@@ -28,10 +28,10 @@ _REQUIRED = ("id", "source", "type", "specversion", "time", "workflowid")
 
 @dataclass(frozen=True, slots=True)
 class KafkaRecord:
-    """What a producer sends: key, value and headers."""
+    """What a producer sends: key, value (None: a tombstone) and headers."""
 
     key: bytes
-    value: bytes
+    value: bytes | None
     headers: Headers = field(default_factory=list)
 
 

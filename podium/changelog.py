@@ -69,7 +69,10 @@ async def restore(
     """
     restored: dict[str, tuple[int, T]] = {}
     async for record in read_partitions(bootstrap_servers, topic, partitions, settings):
-        if record.key is None or record.value is None:
+        if record.key is None:
+            continue
+        if record.value is None:  # a tombstone: the key was deleted
+            restored.pop(record.key.decode(), None)
             continue
         try:
             restored[record.key.decode()] = (record.partition, parse(record.value))

@@ -35,6 +35,11 @@ class Outbox:
         """The state under `key` changed: its snapshot goes out with the batch."""
         self._changed[key] = partition
 
+    def delete(self, key: str, partition: int) -> None:
+        """A tombstone for `key`: a compacting broker drops its snapshots, restore skips it."""
+        self._changed.pop(key, None)
+        self.emit(self.changelog, partition, KafkaRecord(key=key.encode(), value=None))
+
     def dead_letter(self, error: DecodeError) -> None:
         log.warning("dead-lettering %s", error)
         topic, record = dead_letter(error)
