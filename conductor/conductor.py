@@ -118,9 +118,13 @@ class Conductor:
         *,
         role: Role = CONDUCTOR,
         on_state: Callable[[WorkflowState], None] | None = None,
+        only: str | None = None,
     ) -> None:
         self.catalog = catalog
         self.role = role
+        #: one-shot (`podium run`): this workflow only, in a group of its own, reading from
+        #: the end and restoring nothing, so a live deployment on the same broker is untouched
+        self.only = only
         self.observes = not role.executes
         #: called with every new state (the live view of `podium run`)
         self.on_state = on_state
@@ -138,9 +142,10 @@ class Conductor:
         # topic (co-partitioning), as Kafka Streams requires
         self._consumer = make_consumer(
             bootstrap_servers,
-            group_id=role.group,
+            group_id=f"{role.group}.only.{only}" if only else role.group,
             settings=settings.consumer,
             partition_assignment_strategy=(RangePartitionAssignor,),
+            auto_offset_reset="latest" if only else "earliest",
         )
         # what one batch caused, sent together and acknowledged before the commit
         self._outbox = Outbox(self._producer, role.changelog)
@@ -226,6 +231,8 @@ class Conductor:
     def _route(self, partition: int, event: CloudEvent, now: float) -> None:
         data = event.data
         workflow_id = event.workflowid
+        if self.only is not None and workflow_id != self.only:
+            return
         if isinstance(data, WorkflowTriggered):
             if workflow_id in self._workflows or self._ended.get(workflow_id):
                 return  # the same trigger again: a workflow id starts once
@@ -376,7 +383,8 @@ class Conductor:
     async def restore(self, partitions: set[int]) -> None:
         """Rebuild the state of newly assigned partitions from the changelog."""
         new = partitions - self._owned
-        if not new:
+        if not new or self.only is not None:
+            self._owned |= partitions
             return
         started = time.monotonic()
         snapshots = await restore(

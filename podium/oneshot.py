@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,10 @@ async def run_once(
     if missing:
         raise LookupError(f"no service handles task type(s): {', '.join(sorted(missing))}")
     await prepare_topics(bootstrap_servers, settings, catalog.task_types)
-    parts = build_parts(catalog, services, bootstrap_servers, settings, mode, on_state)
+    workflow_id = workflow_id or uuid.uuid4().hex
+    parts = build_parts(
+        catalog, services, bootstrap_servers, settings, mode, on_state, only=workflow_id
+    )
     async with _running(parts) as tasks:
         await _all_ready(parts, tasks)
         async with Client(bootstrap_servers, settings) as client:
@@ -58,18 +62,25 @@ def build_parts(
     settings: Settings,
     mode: str,
     on_state: OnState | None = None,
+    only: str | None = None,
 ) -> list[Any]:
     """The components of one deployment in `mode`, not yet started.
 
     Orchestration: a worker per service and the conductor. Choreography: a
-    participant per service and the tracker, which announces the end.
+    participant per service and the tracker, which announces the end. With `only`,
+    the stateful ones handle that one workflow, apart from any live deployment.
     """
     if mode == "choreography":
-        participants = [Participant(s, catalog, bootstrap_servers, settings) for s in services]
-        tracker = Conductor(catalog, bootstrap_servers, settings, role=TRACKER, on_state=on_state)
+        participants = [
+            Participant(s, catalog, bootstrap_servers, settings, only=only) for s in services
+        ]
+        tracker = Conductor(
+            catalog, bootstrap_servers, settings, role=TRACKER, on_state=on_state, only=only
+        )
         return [*participants, tracker]
     workers = [Worker(service, bootstrap_servers, settings) for service in services]
-    return [*workers, Conductor(catalog, bootstrap_servers, settings, on_state=on_state)]
+    conductor = Conductor(catalog, bootstrap_servers, settings, on_state=on_state, only=only)
+    return [*workers, conductor]
 
 
 @contextlib.asynccontextmanager

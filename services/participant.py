@@ -61,9 +61,18 @@ MODE = "choreography"
 
 class Participant:
     def __init__(
-        self, service: TaskService, catalog: Catalog, bootstrap_servers: str, settings: Settings
+        self,
+        service: TaskService,
+        catalog: Catalog,
+        bootstrap_servers: str,
+        settings: Settings,
+        *,
+        only: str | None = None,
     ) -> None:
         self.service = service
+        #: one-shot (`podium run`): this workflow only, in a group of its own, reading from
+        #: the end and restoring nothing, so a live deployment on the same broker is untouched
+        self.only = only
         self.catalog = catalog
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
@@ -81,9 +90,10 @@ class Participant:
         self._producer = make_producer(bootstrap_servers)
         self._consumer = make_consumer(
             bootstrap_servers,
-            group_id=f"podium.choreo.{service.name}",
+            group_id=f"podium.choreo.{service.name}" + (f".only.{only}" if only else ""),
             settings=settings.consumer,
             partition_assignment_strategy=(RangePartitionAssignor,),
+            auto_offset_reset="latest" if only else "earliest",
         )
         self._commits = AckedCommits(self._consumer)
         self._outbox = Outbox(self._producer, self.changelog)
@@ -167,6 +177,8 @@ class Participant:
             self._outbox.dead_letter(DecodeError(str(exc), raw))
 
     def _route(self, partition: int, event: CloudEvent, now: float) -> None:
+        if self.only is not None and event.workflowid != self.only:
+            return
         data = event.data
         if isinstance(data, WorkflowTriggered):
             if data.mode != MODE:
@@ -299,7 +311,8 @@ class Participant:
 
     async def restore(self, partitions: set[int]) -> None:
         new = partitions - self._owned
-        if not new:
+        if not new or self.only is not None:
+            self._owned |= partitions
             return
         restored = await restore(
             self.bootstrap_servers,

@@ -132,3 +132,29 @@ def test_validate_passes_the_shipped_examples_and_names_every_problem_of_a_broke
     problems = broken.stderr.splitlines()
     assert len(problems) >= 15
     assert "tests/broken/broken.yaml: task 'a': dependency cycle: a -> b -> c -> a" in problems
+
+
+def test_run_beside_a_live_deployment_leaves_it_alone(broker: str) -> None:
+    """`podium run` on a shared broker: its conductor handles its own workflow only."""
+    env = {"PODIUM_BOOTSTRAP_SERVERS": broker, "PODIUM_DEFINITIONS": "examples/order"}
+    with (
+        Proc(["service", "examples.order.shop:services"], env) as service,
+        Proc(["conductor"], env) as conductor,
+    ):
+        service.wait_ready()
+        conductor.wait_ready()
+        done = podium(
+            "run", "examples/etl/etl.yaml", "--services", "examples.etl.pipeline:services",
+            "--input", '{"source": "s3://x"}', "--json", env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert orjson.loads(done.stdout)["state"] == "Succeeded"
+        live = podium(
+            "trigger", "order", "--input", '{"sku": "A", "qty": 1, "amount": 5}', "--wait",
+            "--json", env=env,
+        )  # fmt: skip
+        assert live.returncode == 0, live.stderr
+        assert orjson.loads(live.stdout)["state"] == "Succeeded"
+        # the live conductor cannot run an etl trigger: it says so, and dead-letters it
+        foreign = [line for line in conductor.lines if "dead-lettering" in line]
+        assert all("unknown workflow etl" in line for line in foreign)
