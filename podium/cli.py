@@ -48,6 +48,7 @@ def broker(
         f"podium: embedded broker listening on {embedded.bootstrap_servers}; Ctrl-C stops it",
         file=sys.stderr,
     )
+    print("podium: ready", file=sys.stderr, flush=True)
 
     def stop(signum: int, frame: object) -> None:
         embedded.terminate()
@@ -56,6 +57,16 @@ def broker(
     signal.signal(signal.SIGINT, stop)
     embedded.wait()
     embedded.stop()
+
+
+def _run(coroutine: Any) -> Any:
+    """asyncio.run, with Kafka connection failures as a message instead of a traceback."""
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        return asyncio.run(coroutine)
+    except KafkaConnectionError as exc:
+        raise _fail(f"cannot reach Kafka: {exc}", 1) from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -159,14 +170,12 @@ def service(
 
         catalog = _catalog(settings)
         with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-            asyncio.run(
-                _serve(lambda: [Participant(s, catalog, bootstrap, settings) for s in loaded])
-            )
+            _run(_serve(lambda: [Participant(s, catalog, bootstrap, settings) for s in loaded]))
         return
     from services.worker import Worker
 
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        asyncio.run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded]))
+        _run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded]))
 
 
 @app.command()
@@ -181,7 +190,7 @@ def tracker(
     settings = _settings(bootstrap_servers, definitions)
     catalog = _catalog(settings)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        asyncio.run(_serve(lambda: [Conductor(catalog, bootstrap, settings, role=TRACKER)]))
+        _run(_serve(lambda: [Conductor(catalog, bootstrap, settings, role=TRACKER)]))
 
 
 @app.command()
@@ -196,7 +205,7 @@ def conductor(
     settings = _settings(bootstrap_servers, definitions)
     catalog = _catalog(settings)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        asyncio.run(_serve(lambda: [Conductor(catalog, bootstrap, settings)]))
+        _run(_serve(lambda: [Conductor(catalog, bootstrap, settings)]))
 
 
 async def _serve(build: Any) -> None:
@@ -270,8 +279,13 @@ def trigger(
         _print_result(result_json(wid, ended), as_json)
         return 0 if ended.state == "Succeeded" else 1
 
-    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        code = asyncio.run(go(bootstrap))
+    if not settings.bootstrap_servers:
+        # an embedded broker started for one trigger would vanish with it, and the trigger too
+        raise _fail(
+            "no bootstrap servers: set PODIUM_BOOTSTRAP_SERVERS or pass --bootstrap-servers "
+            "(`podium broker` prints the address of an embedded one)"
+        )
+    code = _run(go(settings.bootstrap_servers))
     raise typer.Exit(code)
 
 
@@ -319,7 +333,7 @@ def run(
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         try:
             with view if view is not None else contextlib.nullcontext():
-                wid, ended = asyncio.run(
+                wid, ended = _run(
                     run_once(
                         definition,
                         loaded,

@@ -158,3 +158,18 @@ def test_run_beside_a_live_deployment_leaves_it_alone(broker: str) -> None:
         # the live conductor cannot run an etl trigger: it says so, and dead-letters it
         foreign = [line for line in conductor.lines if "dead-lettering" in line]
         assert all("unknown workflow etl" in line for line in foreign)
+
+
+def test_trigger_refuses_without_a_broker_and_names_an_unreachable_one() -> None:
+    order = ["trigger", "order", "--definitions", "examples/order"]
+    payload = ["--input", '{"sku": "A", "qty": 1, "amount": 5}']
+    env = {k: v for k, v in os.environ.items() if k != "PODIUM_BOOTSTRAP_SERVERS"}
+    alone = subprocess.run(
+        [sys.executable, "-m", "podium", *order, *payload],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert alone.returncode == 2
+    assert "no bootstrap servers" in alone.stderr and alone.stdout == ""
+    unreachable = podium(*order, *payload, "--bootstrap-servers", "127.0.0.1:1")
+    assert unreachable.returncode == 1
+    assert "cannot reach Kafka" in unreachable.stderr and "Traceback" not in unreachable.stderr
