@@ -1,7 +1,8 @@
-"""Core commands and states turned into wire events (and back).
+"""Core commands and states turned into wire events, and outcome events into core events.
 
-The tracker builds the same workflow events from the same states, so the shape
-of a finished workflow is defined once, here... in `events` terms.
+The conductor and the tracker both announce a workflow's end through
+`finished_event`, so the result object users see is built in one place, whatever
+the mode.
 """
 
 from __future__ import annotations

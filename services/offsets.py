@@ -13,7 +13,6 @@ from aiokafka import TopicPartition
 class OffsetTracker:
     def __init__(self) -> None:
         self._pending: dict[TopicPartition, dict[int, bool]] = {}
-        self._committed: dict[TopicPartition, int] = {}
 
     def started(self, tp: TopicPartition, offset: int) -> None:
         self._pending.setdefault(tp, {})[offset] = False
@@ -34,7 +33,6 @@ class OffsetTracker:
                 point = offset + 1
                 del pending[offset]
             if point is not None:
-                self._committed[tp] = point
                 moved[tp] = point
         return moved
 
@@ -42,8 +40,3 @@ class OffsetTracker:
         """Drop revoked partitions: their unfinished records will be redelivered elsewhere."""
         for tp in partitions:
             self._pending.pop(tp, None)
-            self._committed.pop(tp, None)
-
-    @property
-    def in_flight(self) -> int:
-        return sum(not done for pending in self._pending.values() for done in pending.values())
