@@ -82,6 +82,8 @@ class TaskCommand(Payload):
     idempotency_key: str
     timeout: float | None = None
     compensation: bool = False
+    #: which style runs the workflow; its outcomes carry it on
+    mode: str = "orchestration"
 
 
 class _TaskOutcome(Payload):
@@ -90,6 +92,7 @@ class _TaskOutcome(Payload):
     task_type: str
     attempt: int
     compensation: bool = False
+    mode: str = "orchestration"
 
 
 class TaskSucceeded(_TaskOutcome):

@@ -90,6 +90,7 @@ def _succeeded(command: TaskCommand, output: Any) -> TaskSucceeded:
         task_type=command.task_type,
         attempt=command.attempt,
         compensation=command.compensation,
+        mode=command.mode,
         output=output,
     )
 
@@ -103,5 +104,6 @@ def failure(command: TaskCommand, type_: str, message: str, retryable: bool) -> 
         task_type=command.task_type,
         attempt=command.attempt,
         compensation=command.compensation,
+        mode=command.mode,
         error=ErrorInfo(type=type_, message=message, retryable=retryable),
     )

@@ -188,6 +188,8 @@ class Participant:
             if join is not None:
                 self._apply(partition, join, rules.on_trigger(definition, join, data.input), now)
         elif isinstance(data, TaskSucceeded | TaskFailed | TaskSkipped):
+            if data.mode != MODE:
+                return  # an orchestrated workflow's outcome: its conductor's business
             definition = self.catalog.get(data.workflow, data.version)
             join = self._join(partition, event.workflowid, definition)
             if join is None or (not data.compensation and data.task_id in join.tasks):
@@ -285,6 +287,7 @@ class Participant:
             "task_id": report.task_id,
             "task_type": spec.type,
             "attempt": 1,
+            "mode": MODE,
         }
         payload: TaskSkipped | TaskFailed
         if report.status == S.SKIPPED:
@@ -371,6 +374,7 @@ def _command(definition: Definition, join: Join, run: Run) -> TaskCommand:
         idempotency_key=core.idempotency_key,
         timeout=core.timeout,
         compensation=core.compensation,
+        mode=MODE,
     )
 
 

@@ -62,6 +62,7 @@ async def test_tracker_applies_outcomes_that_arrive_out_of_order(
                 task_type=task_type,
                 attempt=1,
                 output={"n": 7},
+                mode="choreography",
             )
             event = new_event(outcome, source="test", workflow_id=workflow_id, task_id=task_id)
             record = encode(event)
