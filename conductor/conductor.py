@@ -17,6 +17,7 @@ deterministic, so services answer redeliveries from their recorded outcomes).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import heapq
 import logging
@@ -33,19 +34,17 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from conductor.wire import command_event, core_outcome, finished_event, started_event
 from events import (
     CloudEvent,
-    DecodeError,
     TaskFailed,
     TaskSucceeded,
     WorkflowTriggered,
-    decode,
     encode,
     topics,
 )
 from podium.cache import BoundedCache
 from podium.changelog import restore
 from podium.commits import AckedCommits
-from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer, raw_record
-from podium.outbox import Outbox
+from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.settings import Settings
 from workflow import machine
 from workflow.catalog import Catalog, UnknownWorkflow
@@ -201,32 +200,17 @@ class Conductor:
         now = time.time()
         # triggers first: a choreographed workflow's first outcome can share a batch with
         # its trigger, and the tracker must know the workflow before its outcomes
+        route = functools.partial(self._route, now=now)
         for tp in sorted(batch, key=lambda tp: tp.topic != topics.TRIGGERS):
             for record in batch[tp]:
-                self._handle(record, now)
+                handle(record, route, self._outbox, (Rejected, UnknownWorkflow))
         self._fire_timers(now)
-        sealed = self._commits.due()
-        acks = await self._outbox.send(self._snapshot, snapshots=sealed)
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-        self._commits.add(offsets, acks, sealed=sealed)
-        await self._commits.step()
+        await end_batch(self._outbox, self._commits, batch, self._snapshot)
 
     async def _seal_and_drain(self) -> None:
-        """Persist every changed state, wait for all acks, commit: before a hand-over."""
-        self._commits.add({}, await self._outbox.send(self._snapshot), sealed=True)
-        await self._commits.drain()
+        await seal_and_drain(self._outbox, self._commits, self._snapshot)
 
     # -- one record ---------------------------------------------------------------
-
-    def _handle(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
-        raw = raw_record(record)
-        try:
-            event = decode(raw)
-            self._route(record.partition, event, now)
-        except DecodeError as error:
-            self._outbox.dead_letter(error)
-        except (Rejected, UnknownWorkflow) as exc:
-            self._outbox.dead_letter(DecodeError(str(exc), raw))
 
     def _route(self, partition: int, event: CloudEvent, now: float) -> None:
         data = event.data

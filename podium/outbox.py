@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from events import DecodeError, KafkaRecord, dead_letter
+from events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
+from podium.commits import AckedCommits
+from podium.kafka import raw_record
 
 log = logging.getLogger("podium.outbox")
 
@@ -75,3 +77,43 @@ class Outbox:
             topic, value=record.value, key=record.key, headers=record.headers, partition=partition
         )
         return future
+
+
+def handle(
+    record: ConsumerRecord[bytes, bytes],
+    route: Callable[[int, CloudEvent], None],
+    outbox: Outbox,
+    rejected: tuple[type[Exception], ...] = (),
+) -> None:
+    """Decode one record and route it; what cannot be decoded or acted on is dead-lettered."""
+    raw = raw_record(record)
+    try:
+        route(record.partition, decode(raw))
+    except DecodeError as error:
+        outbox.dead_letter(error)
+    except rejected as exc:
+        outbox.dead_letter(DecodeError(str(exc), raw))
+
+
+async def end_batch(
+    outbox: Outbox,
+    commits: AckedCommits,
+    batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    snapshot: Callable[[str], bytes | None],
+) -> None:
+    """Send what the batch caused; its offsets commit once that is acknowledged.
+
+    Snapshots go out only when a commit is due: that batch seals the ones before it.
+    """
+    sealed = commits.due()
+    acks = await outbox.send(snapshot, snapshots=sealed)
+    commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks, sealed=sealed)
+    await commits.step()
+
+
+async def seal_and_drain(
+    outbox: Outbox, commits: AckedCommits, snapshot: Callable[[str], bytes | None]
+) -> None:
+    """Persist every changed state, wait for all acks, commit: before a hand-over."""
+    commits.add({}, await outbox.send(snapshot), sealed=True)
+    await commits.drain()

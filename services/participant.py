@@ -15,6 +15,7 @@ on assignment, as the conductor does; retry timers live in it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import time
@@ -28,22 +29,20 @@ from aiokafka.errors import KafkaError
 
 from events import (
     CloudEvent,
-    DecodeError,
     ErrorInfo,
     TaskCommand,
     TaskFailed,
     TaskSkipped,
     TaskSucceeded,
     WorkflowTriggered,
-    decode,
     encode,
     new_event,
     topics,
 )
 from podium.changelog import restore
 from podium.commits import AckedCommits
-from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer, raw_record
-from podium.outbox import Outbox
+from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.settings import Settings
 from services import join as rules
 from services.execute import execute
@@ -149,32 +148,17 @@ class Participant:
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         now = time.time()
+        route = functools.partial(self._route, now=now)
         for records in batch.values():
             for record in records:
-                self._handle(record, now)
+                handle(record, route, self._outbox, (UnknownWorkflow,))
         self._fire_timers(now)
-        sealed = self._commits.due()
-        acks = await self._outbox.send(self._snapshot, snapshots=sealed)
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-        self._commits.add(offsets, acks, sealed=sealed)
-        await self._commits.step()
+        await end_batch(self._outbox, self._commits, batch, self._snapshot)
 
     async def _seal_and_drain(self) -> None:
-        """Persist every changed join, wait for all acks, commit: before a hand-over."""
-        self._commits.add({}, await self._outbox.send(self._snapshot), sealed=True)
-        await self._commits.drain()
+        await seal_and_drain(self._outbox, self._commits, self._snapshot)
 
     # -- inputs ---------------------------------------------------------------------
-
-    def _handle(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
-        raw = raw_record(record)
-        try:
-            event = decode(raw)
-            self._route(record.partition, event, now)
-        except DecodeError as error:
-            self._outbox.dead_letter(error)
-        except UnknownWorkflow as exc:
-            self._outbox.dead_letter(DecodeError(str(exc), raw))
 
     def _route(self, partition: int, event: CloudEvent, now: float) -> None:
         if self.only is not None and event.workflowid != self.only:
