@@ -81,29 +81,24 @@ def _to_json(output: Any) -> Any:
         raise _NotJSON(f"handler output is not JSON-serialisable: {exc}") from None
 
 
+def _common(command: TaskCommand) -> dict[str, Any]:
+    """The fields an outcome repeats from its command."""
+    return {
+        "workflow": command.workflow,
+        "version": command.version,
+        "command_id": command.command_id,
+        "task_id": command.task_id,
+        "task_type": command.task_type,
+        "attempt": command.attempt,
+        "compensation": command.compensation,
+        "mode": command.mode,
+    }
+
+
 def _succeeded(command: TaskCommand, output: Any) -> TaskSucceeded:
-    return TaskSucceeded(
-        workflow=command.workflow,
-        version=command.version,
-        command_id=command.command_id,
-        task_id=command.task_id,
-        task_type=command.task_type,
-        attempt=command.attempt,
-        compensation=command.compensation,
-        mode=command.mode,
-        output=output,
-    )
+    return TaskSucceeded(**_common(command), output=output)
 
 
 def failure(command: TaskCommand, type_: str, message: str, retryable: bool) -> TaskFailed:
-    return TaskFailed(
-        workflow=command.workflow,
-        version=command.version,
-        command_id=command.command_id,
-        task_id=command.task_id,
-        task_type=command.task_type,
-        attempt=command.attempt,
-        compensation=command.compensation,
-        mode=command.mode,
-        error=ErrorInfo(type=type_, message=message, retryable=retryable),
-    )
+    error = ErrorInfo(type=type_, message=message, retryable=retryable)
+    return TaskFailed(**_common(command), error=error)
