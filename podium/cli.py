@@ -229,7 +229,7 @@ async def _serve(build: Any) -> None:
 
 @app.command()
 def trigger(
-    name: str = typer.Argument(..., help="Workflow name."),
+    name: str = typer.Argument(..., metavar="NAME", help="Workflow name."),
     input: str = typer.Option("{}", "--input", help="Workflow input, a JSON object."),
     version: int | None = typer.Option(None, "--version", help="Definition version (latest)."),
     workflow_id: str | None = typer.Option(None, "--id", help="Workflow id (default: random)."),
