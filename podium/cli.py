@@ -50,13 +50,18 @@ def broker(
     )
     print("podium: ready", file=sys.stderr, flush=True)
 
+    asked: list[int] = []
+
     def stop(signum: int, frame: object) -> None:
+        asked.append(signum)
         embedded.terminate()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    embedded.wait()
+    code = embedded.wait()
     embedded.stop()
+    if not asked:  # the broker died on its own: whoever relied on it must hear of it
+        raise _fail(f"the embedded broker exited unexpectedly (code {code})", 1)
 
 
 def _run(coroutine: Any) -> Any:
