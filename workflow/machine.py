@@ -68,7 +68,7 @@ from .choreography import (
     render_output,
     task_readiness,
 )
-from .definition import Definition, RetryPolicy
+from .definition import Compensation, Definition, TaskSpec
 from .expressions import ExpressionError, Outcome
 from .states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
 
@@ -443,6 +443,94 @@ class _Step:
             )
         )
 
+    # -- one attempt of a task or of its compensation: the same life, two lanes
+
+    def _key(self, tid: str, compensation: bool) -> str:
+        """The prefix of the lane's timer ids and jitter salt."""
+        return f"{tid}:compensate" if compensation else tid
+
+    def _lane(self, tid: str, compensation: bool) -> TaskState:
+        return self.compensations[tid] if compensation else self.tasks[tid]
+
+    def _put(self, tid: str, compensation: bool, task: TaskState) -> None:
+        if compensation:
+            self.set_compensation(tid, task)
+        else:
+            self.set_task(tid, task)
+
+    def _step_spec(self, tid: str, compensation: bool) -> TaskSpec | Compensation:
+        spec = self.plan.tasks[tid].spec
+        if compensation:
+            assert spec.compensate is not None
+            return spec.compensate
+        return spec
+
+    def arm_timeout(self, tid: str, attempt: int, compensation: bool) -> None:
+        """After a command: the attempt's timeout timer, if the step has a timeout."""
+        timeout = self._step_spec(tid, compensation).timeout
+        if timeout is not None:
+            self.schedule(
+                f"{self.wf}:{self._key(tid, compensation)}:timeout:{attempt}",
+                _timer(
+                    due=self.now + timeout,
+                    purpose="attempt_timeout",
+                    task_id=tid,
+                    attempt=attempt,
+                    compensation=compensation,
+                ),
+            )
+
+    def attempt_ended(self, tid: str, attempt: int, compensation: bool, output: Any) -> None:
+        """The attempt succeeded: disarm its timeout, record the output."""
+        self.timers.pop(f"{self.wf}:{self._key(tid, compensation)}:timeout:{attempt}", None)
+        before = self._lane(tid, compensation)
+        self._put(
+            tid,
+            compensation,
+            _new_task(
+                status=TaskStatus.SUCCEEDED,
+                attempts=attempt,
+                output=output,
+                error=None,
+                started_at=before.started_at,
+                ended_at=self.now,
+            ),
+        )
+
+    def attempt_failed(
+        self, tid: str, attempt: int, compensation: bool, error: dict[str, Any]
+    ) -> bool:
+        """Retrying with a backoff timer (True), or Failed for good (False)."""
+        key = self._key(tid, compensation)
+        self.timers.pop(f"{self.wf}:{key}:timeout:{attempt}", None)
+        policy = self._step_spec(tid, compensation).retry
+        before = self._lane(tid, compensation)
+        retry = bool(error["retryable"]) and attempt < policy.max_attempts
+        self._put(
+            tid,
+            compensation,
+            _new_task(
+                status=TaskStatus.RETRYING if retry else TaskStatus.FAILED,
+                attempts=attempt,
+                output=None,
+                error=error,
+                started_at=before.started_at,
+                ended_at=None if retry else self.now,
+            ),
+        )
+        if retry:
+            self.schedule(
+                f"{self.wf}:{key}:retry:{attempt + 1}",
+                _timer(
+                    due=self.now + policy.delay(attempt, f"{self.state.seed}:{key}"),
+                    purpose="retry",
+                    task_id=tid,
+                    attempt=attempt + 1,
+                    compensation=compensation,
+                ),
+            )
+        return retry
+
     # -- forward tasks
 
     def advance(self, candidates: Iterator[str] | tuple[str, ...]) -> None:
@@ -505,7 +593,6 @@ class _Step:
         return all(tasks[tid].status in RESOLVED for tid in task_ids)
 
     def start_attempt(self, tid: str, attempt: int, input: Any, *, command: bool = True) -> None:
-        spec = self.plan.tasks[tid].spec
         before = self.tasks[tid]
         task = _new_task(
             status=TaskStatus.RUNNING,
@@ -521,17 +608,7 @@ class _Step:
         self.commands.append(
             run_task(self.definition, self.wf, tid, attempt, input, compensation=False)
         )
-        if spec.timeout is not None:
-            self.schedule(
-                f"{self.wf}:{tid}:timeout:{attempt}",
-                _timer(
-                    due=self.now + spec.timeout,
-                    purpose="attempt_timeout",
-                    task_id=tid,
-                    attempt=attempt,
-                    compensation=False,
-                ),
-            )
+        self.arm_timeout(tid, attempt, compensation=False)
 
     def rendered_input(self, tid: str) -> Any:
         try:
@@ -542,63 +619,14 @@ class _Step:
             return {"error": str(error)}
 
     def succeeded(self, tid: str, attempt: int, output: Any) -> None:
-        self.timers.pop(f"{self.wf}:{tid}:timeout:{attempt}", None)
-        before = self.tasks[tid]
-        self.set_task(
-            tid,
-            _new_task(
-                status=TaskStatus.SUCCEEDED,
-                attempts=attempt,
-                output=output,
-                error=None,
-                started_at=before.started_at,
-                ended_at=self.now,
-            ),
-        )
+        self.attempt_ended(tid, attempt, False, output)
         self.completed = (*self.completed, tid)
         self.advance(iter(self.plan.tasks[tid].dependents))
         self.maybe_succeed()
 
     def failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
-        self.timers.pop(f"{self.wf}:{tid}:timeout:{attempt}", None)
-        spec = self.plan.tasks[tid].spec
-        before = self.tasks[tid]
-        if error["retryable"] and attempt < spec.retry.max_attempts:
-            self.set_task(
-                tid,
-                _new_task(
-                    status=TaskStatus.RETRYING,
-                    attempts=attempt,
-                    output=None,
-                    error=error,
-                    started_at=before.started_at,
-                    ended_at=None,
-                ),
-            )
-            delay = spec.retry.delay(attempt, f"{self.state.seed}:{tid}")
-            self.schedule(
-                f"{self.wf}:{tid}:retry:{attempt + 1}",
-                _timer(
-                    due=self.now + delay,
-                    purpose="retry",
-                    task_id=tid,
-                    attempt=attempt + 1,
-                    compensation=False,
-                ),
-            )
-            return
-        self.set_task(
-            tid,
-            _new_task(
-                status=TaskStatus.FAILED,
-                attempts=attempt,
-                output=None,
-                error=error,
-                started_at=before.started_at,
-                ended_at=self.now,
-            ),
-        )
-        self.workflow_failed(tid, error)
+        if not self.attempt_failed(tid, attempt, False, error):
+            self.workflow_failed(tid, error)
 
     def maybe_succeed(self) -> None:
         if self.status is not WorkflowStatus.RUNNING:
@@ -664,8 +692,6 @@ class _Step:
         self.start_compensation(self.queue[0], 1)
 
     def start_compensation(self, tid: str, attempt: int, *, command: bool = True) -> None:
-        compensate = self.plan.tasks[tid].spec.compensate
-        assert compensate is not None
         before = self.compensations.get(tid)
         try:
             payload = render_compensation_input(
@@ -704,32 +730,10 @@ class _Step:
         self.commands.append(
             run_task(self.definition, self.wf, tid, attempt, payload, compensation=True)
         )
-        if compensate.timeout is not None:
-            self.schedule(
-                f"{self.wf}:{tid}:compensate:timeout:{attempt}",
-                _timer(
-                    due=self.now + compensate.timeout,
-                    purpose="attempt_timeout",
-                    task_id=tid,
-                    attempt=attempt,
-                    compensation=True,
-                ),
-            )
+        self.arm_timeout(tid, attempt, compensation=True)
 
     def compensation_succeeded(self, tid: str, attempt: int, output: Any) -> None:
-        self.timers.pop(f"{self.wf}:{tid}:compensate:timeout:{attempt}", None)
-        before = self.compensations[tid]
-        self.set_compensation(
-            tid,
-            _new_task(
-                status=TaskStatus.SUCCEEDED,
-                attempts=attempt,
-                output=output,
-                error=None,
-                started_at=before.started_at,
-                ended_at=self.now,
-            ),
-        )
+        self.attempt_ended(tid, attempt, True, output)
         self.queue = self.queue[1:]
         self.next_compensation()
 
@@ -749,47 +753,8 @@ class _Step:
         self.queue = tuple(t for t in self.queue if t != tid)
 
     def compensation_attempt_failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
-        self.timers.pop(f"{self.wf}:{tid}:compensate:timeout:{attempt}", None)
-        compensate = self.plan.tasks[tid].spec.compensate
-        assert compensate is not None
-        policy: RetryPolicy = compensate.retry
-        before = self.compensations[tid]
-        if error["retryable"] and attempt < policy.max_attempts:
-            self.set_compensation(
-                tid,
-                _new_task(
-                    status=TaskStatus.RETRYING,
-                    attempts=attempt,
-                    output=None,
-                    error=error,
-                    started_at=before.started_at,
-                    ended_at=None,
-                ),
-            )
-            delay = policy.delay(attempt, f"{self.state.seed}:{tid}:compensate")
-            self.schedule(
-                f"{self.wf}:{tid}:compensate:retry:{attempt + 1}",
-                _timer(
-                    due=self.now + delay,
-                    purpose="retry",
-                    task_id=tid,
-                    attempt=attempt + 1,
-                    compensation=True,
-                ),
-            )
-            return
-        self.set_compensation(
-            tid,
-            _new_task(
-                status=TaskStatus.FAILED,
-                attempts=attempt,
-                output=None,
-                error=error,
-                started_at=before.started_at,
-                ended_at=self.now,
-            ),
-        )
-        self.compensation_failed(tid, error)
+        if not self.attempt_failed(tid, attempt, True, error):
+            self.compensation_failed(tid, error)
 
     def compensation_failed(self, tid: str, error: dict[str, Any]) -> None:
         self.finish(
