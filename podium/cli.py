@@ -189,13 +189,9 @@ def tracker(
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
     """Run the tracker: watch workflows of both modes, announce choreographed ones' ends."""
-    from conductor.conductor import TRACKER, Conductor
+    from conductor.conductor import TRACKER
 
-    configure_logging()
-    settings = _settings(bootstrap_servers, definitions)
-    catalog = _catalog(settings)
-    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        _run(_serve(lambda: [Conductor(catalog, bootstrap, settings, role=TRACKER)]))
+    _run_state_machine(TRACKER, definitions, bootstrap_servers)
 
 
 @app.command()
@@ -204,13 +200,20 @@ def conductor(
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
     """Run a conductor: drive orchestrated workflows from triggers and outcomes."""
+    from conductor.conductor import CONDUCTOR
+
+    _run_state_machine(CONDUCTOR, definitions, bootstrap_servers)
+
+
+def _run_state_machine(role: Any, definitions: Path | None, bootstrap_servers: str | None) -> None:
+    """The conductor and the tracker: one process hosting the state machine in `role`."""
     from conductor.conductor import Conductor
 
     configure_logging()
     settings = _settings(bootstrap_servers, definitions)
     catalog = _catalog(settings)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        _run(_serve(lambda: [Conductor(catalog, bootstrap, settings)]))
+        _run(_serve(lambda: [Conductor(catalog, bootstrap, settings, role=role)]))
 
 
 async def _serve(build: Any) -> None:
