@@ -35,4 +35,6 @@ class Settings(BaseSettings):
     history_url: str | None = None
     #: handlers running at once in one service process (backpressure beyond it)
     concurrency: int = Field(64, ge=1, le=10_000)
+    #: the largest handler output (serialised JSON); a larger one fails the task for good
+    max_output_bytes: int = Field(256 * 1024, ge=1, le=1_000_000)
     consumer: ConsumerSettings = ConsumerSettings()

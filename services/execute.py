@@ -21,11 +21,19 @@ from services.service import Context, Registration
 log = logging.getLogger("podium.service")
 
 
+#: the largest output a handler may return, serialised. An outcome is one Kafka record, and a
+#: record over the producer's 1 MiB request limit never reaches the broker; the conductor's
+#: state snapshot and the workflow's end event carry every output again, hence well below it
+MAX_OUTPUT_BYTES = 256 * 1024
+
+
 async def execute(
     registration: Registration,
     command: TaskCommand,
     workflow_id: str,
     executor: Executor | None = None,
+    *,
+    max_output_bytes: int = MAX_OUTPUT_BYTES,
 ) -> TaskSucceeded | TaskFailed:
     """Call the handler for `command`; never raises for what the handler does."""
     ctx = Context(
@@ -40,7 +48,7 @@ async def execute(
     try:
         value = _parse(registration, command.input)
         output = await asyncio.wait_for(_call(registration, value, ctx, executor), command.timeout)
-        return _succeeded(command, _to_json(output))
+        return _succeeded(command, _to_json(output, max_output_bytes))
     except TaskError as exc:
         return failure(command, exc.type, exc.message, exc.retryable)
     except ValidationError as exc:
@@ -49,6 +57,8 @@ async def execute(
         return failure(command, "TimeoutError", f"attempt exceeded {command.timeout}s", True)
     except _NotJSON as exc:
         return failure(command, "OutputNotSerializable", str(exc), retryable=False)
+    except _TooLarge as exc:
+        return failure(command, "OutputTooLarge", str(exc), retryable=False)
     except Exception as exc:
         return failure(command, type(exc).__name__, str(exc) or repr(exc), retryable=True)
 
@@ -72,13 +82,24 @@ class _NotJSON(Exception):
     pass
 
 
-def _to_json(output: Any) -> Any:
-    if isinstance(output, BaseModel):
-        return output.model_dump(mode="json")
+class _TooLarge(Exception):
+    pass
+
+
+def _to_json(output: Any, limit: int) -> Any:
     try:
-        return orjson.loads(orjson.dumps(output))
+        encoded = orjson.dumps(
+            output.model_dump(mode="json") if isinstance(output, BaseModel) else output
+        )
     except TypeError as exc:
         raise _NotJSON(f"handler output is not JSON-serialisable: {exc}") from None
+    if len(encoded) > limit:
+        # retrying would produce the same output: a prompt, final failure that says why
+        raise _TooLarge(
+            f"handler output is {len(encoded):,} bytes serialised, over the limit of "
+            f"{limit:,} bytes for one outcome record (PODIUM_MAX_OUTPUT_BYTES)"
+        )
+    return orjson.loads(encoded)
 
 
 def _common(command: TaskCommand) -> dict[str, Any]:

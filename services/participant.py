@@ -234,7 +234,13 @@ class Participant:
         command = _command(definition, join, run)
         registration = self.service.handlers[command.task_type]
         async with self._slots:  # a batch may make more tasks ready than there are slots
-            outcome = await execute(registration, command, join.workflow_id, self._executor)
+            outcome = await execute(
+                registration,
+                command,
+                join.workflow_id,
+                self._executor,
+                max_output_bytes=self.settings.max_output_bytes,
+            )
         status = S.SUCCEEDED if isinstance(outcome, TaskSucceeded) else S.FAILED
         retryable = outcome.error.retryable if isinstance(outcome, TaskFailed) else True
         output = outcome.output if isinstance(outcome, TaskSucceeded) else None

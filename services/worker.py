@@ -163,7 +163,13 @@ class Worker:
                 message = f"service {self.service.name} has no handler for {command.task_type}"
                 outcome: Outcome = failure(command, "UnknownTaskType", message, retryable=False)
             else:
-                outcome = await execute(registration, command, event.workflowid, self._executor)
+                outcome = await execute(
+                    registration,
+                    command,
+                    event.workflowid,
+                    self._executor,
+                    max_output_bytes=self.settings.max_output_bytes,
+                )
             await (await self._publish(tp.partition, event, outcome))
             self._recorded.put(command.command_id, outcome)
             self._offsets.finished(tp, offset)

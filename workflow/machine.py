@@ -33,8 +33,9 @@ Rules (issue 11):
 - a Failed task: ``on_failure: fail`` -> workflow Failed; ``compensate`` ->
   Compensating, compensations of Succeeded tasks run one at a time in reverse
   completion order (each with its own retry policy), then Compensated — or
-  Failed if a compensation fails for good. Tasks still running are not
-  awaited. With nothing to compensate the workflow goes straight through
+  Failed if a compensation fails for good. Attempts still running are awaited
+  first (until they end or time out, with no retry): a late success is undone
+  too. With nothing to compensate the workflow goes straight through
   Compensating to Compensated.
 - the workflow timeout (while Running or Compensating) -> TimedOut; cancel ->
   Cancelled (no compensation). Task states are left as they were.
@@ -498,14 +499,20 @@ class _Step:
         )
 
     def attempt_failed(
-        self, tid: str, attempt: int, compensation: bool, error: dict[str, Any]
+        self,
+        tid: str,
+        attempt: int,
+        compensation: bool,
+        error: dict[str, Any],
+        *,
+        final: bool = False,
     ) -> bool:
         """Retrying with a backoff timer (True), or Failed for good (False)."""
         key = self._key(tid, compensation)
         self.timers.pop(f"{self.wf}:{key}:timeout:{attempt}", None)
         policy = self._step_spec(tid, compensation).retry
         before = self._lane(tid, compensation)
-        retry = bool(error["retryable"]) and attempt < policy.max_attempts
+        retry = bool(error["retryable"]) and attempt < policy.max_attempts and not final
         self._put(
             tid,
             compensation,
@@ -621,11 +628,17 @@ class _Step:
     def succeeded(self, tid: str, attempt: int, output: Any) -> None:
         self.attempt_ended(tid, attempt, False, output)
         self.completed = (*self.completed, tid)
+        if self.status is WorkflowStatus.COMPENSATING:  # a late success: undo it as well
+            self.maybe_compensate()
+            return
         self.advance(iter(self.plan.tasks[tid].dependents))
         self.maybe_succeed()
 
     def failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
-        if not self.attempt_failed(tid, attempt, False, error):
+        if self.status is WorkflowStatus.COMPENSATING:  # no new attempt once the saga undoes
+            self.attempt_failed(tid, attempt, False, error, final=True)
+            self.maybe_compensate()
+        elif not self.attempt_failed(tid, attempt, False, error):
             self.workflow_failed(tid, error)
 
     def maybe_succeed(self) -> None:
@@ -649,14 +662,26 @@ class _Step:
     # -- workflow-level
 
     def workflow_failed(self, tid: str, error: dict[str, Any]) -> None:
-        self.timers = {k: t for k, t in self.timers.items() if t.purpose == "workflow_timeout"}
         failure = {"type": error["type"], "message": error["message"], "task_id": tid}
         if self.definition.on_failure == "fail":
+            self.timers = {k: t for k, t in self.timers.items() if t.purpose == "workflow_timeout"}
             self.finish(WorkflowStatus.FAILED, error=failure)
             return
+        # a saga waits for the attempts still running: one that succeeds late must be
+        # undone too, so their timeouts stay armed; retries are dropped (no new attempt)
+        self.timers = {k: t for k, t in self.timers.items() if t.purpose != "retry"}
         self.error = failure
         self.move(WorkflowStatus.COMPENSATING, error=failure)
         self.queue = tuple(compensation_order(self.definition, self.completed))
+        self.maybe_compensate()
+
+    def maybe_compensate(self) -> None:
+        """Start undoing once no forward attempt runs any more (the queue is final then)."""
+        if any(task.status is TaskStatus.RUNNING for task in self.tasks.values()):
+            return
+        undone = {t for t, c in self.compensations.items() if c.status is TaskStatus.SUCCEEDED}
+        order = compensation_order(self.definition, self.completed)
+        self.queue = tuple(t for t in order if t not in undone)
         self.next_compensation()
 
     def move(
@@ -818,34 +843,29 @@ def in_flight(definition: Definition, state: WorkflowState) -> list[RunTask]:
     ids, same input, taken from the history). Tasks abandoned because the
     workflow left Running are not included.
     """
-    if state.status is WorkflowStatus.RUNNING:
-        waiting = [(tid, t) for tid, t in state.tasks.items() if t.status is TaskStatus.RUNNING]
-        compensation = False
-    elif state.status is WorkflowStatus.COMPENSATING and state.compensation_queue:
+    if state.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING):
+        return []
+    # forward attempts still running (a saga waits for them before it undoes anything)
+    waiting = [(tid, t, False) for tid, t in state.tasks.items() if t.status is TaskStatus.RUNNING]
+    if state.status is WorkflowStatus.COMPENSATING and state.compensation_queue:
         tid = state.compensation_queue[0]
         current = state.compensations.get(tid)
-        waiting = [(tid, current)] if current and current.status is TaskStatus.RUNNING else []
-        compensation = True
-    else:
-        return []
-    inputs: dict[tuple[str, int | None], Any] = {}
+        if current and current.status is TaskStatus.RUNNING:
+            waiting.append((tid, current, True))
+    inputs: dict[tuple[str, int | None, bool], Any] = {}
     for entry in state.history:
-        if (
-            entry.compensation is compensation
-            and entry.to_state == TaskStatus.RUNNING
-            and entry.task_id
-        ):
-            inputs[(entry.task_id, entry.attempt)] = entry.input
+        if entry.to_state == TaskStatus.RUNNING and entry.task_id:
+            inputs[(entry.task_id, entry.attempt, entry.compensation)] = entry.input
     return [
         run_task(
             definition,
             state.workflow_id,
             tid,
             t.attempts,
-            inputs.get((tid, t.attempts)),
+            inputs.get((tid, t.attempts, compensation)),
             compensation=compensation,
         )
-        for tid, t in waiting
+        for tid, t, compensation in waiting
     ]
 
 
@@ -922,13 +942,16 @@ def _current(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
             return False
         task = step.compensations.get(tid)
     else:
-        if step.status is not WorkflowStatus.RUNNING:
+        # a saga in Compensating still waits for the forward attempts that were running
+        if step.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING):
             return False
         task = step.tasks.get(tid)
     if task is None:
         return False
     if task.status is TaskStatus.RUNNING and task.attempts == attempt:
         return True
+    if step.status is WorkflowStatus.COMPENSATING and not compensation:
+        return False  # no new forward attempt once the saga undoes
     return _observe_next_attempt(step, tid, attempt, compensation)
 
 

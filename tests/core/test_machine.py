@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from workflow import machine
 from workflow.machine import (
     TERMINAL,
     CancelRequested,
@@ -380,15 +381,49 @@ def test_completion_order_not_definition_order_drives_compensation() -> None:
     assert compensations(run.ok("x", compensation=True)) == ["y"]
 
 
-def test_running_task_outcomes_are_ignored_while_compensating() -> None:
+def test_a_saga_waits_for_running_attempts_and_undoes_a_late_success() -> None:
+    d = definition(
+        task("a", compensate={"type": "undo.a"}),
+        task("slow", compensate={"type": "undo.slow"}),  # runs beside a's failing sibling
+        task("b", "a"),
+        on_failure="compensate",
+    )
+    run = Run(d, workflow_id="w")
+    run.ok("a")
+    assert run.fail("b", retryable=False) == []  # slow is still running: nothing undone yet
+    assert run.st.status is W.COMPENSATING
+    assert [c.task_id for c in machine.in_flight(d, run.st)] == ["slow"]
+    # slow succeeds after the failure: it is undone first (most recent), then a
+    assert compensations(run.ok("slow")) == ["slow"]
+    assert compensations(run.ok("slow", compensation=True)) == ["a"]
+    (done,) = finished(run.ok("a", compensation=True))
+    assert done.status is W.COMPENSATED
+    assert sorted(run.st.compensations) == ["a", "slow"]
+
+
+def test_a_running_attempt_that_fails_during_the_saga_is_not_retried() -> None:
     run = saga()
     run.ok("a", {"id": 1})
     run.fail("b", retryable=False)  # c is still running
-    assert run.st.status is W.COMPENSATING
-    before = run.st
-    assert run.ok("c") == []
-    assert run.st is before
-    assert run.status("c") is S.RUNNING
+    assert run.st.status is W.COMPENSATING and run.status("c") is S.RUNNING
+    started = run.fail("c", retryable=True)  # would be retried while Running
+    assert run.status("c") is S.FAILED and not timers(started)
+    assert compensations(started) == ["a"]
+
+
+def test_a_running_attempt_that_times_out_during_the_saga_unblocks_it() -> None:
+    d = definition(
+        task("a", compensate={"type": "undo.a"}),
+        task("slow", timeout=5),
+        task("b", "a"),
+        on_failure="compensate",
+    )
+    run = Run(d, workflow_id="w")
+    run.ok("a")
+    run.fail("b", retryable=False)
+    (timeout,) = [t for t in run.st.timers if ":slow:timeout:" in t]
+    assert compensations(run.fire(timeout, at=run.st.timers[timeout].due)) == ["a"]
+    assert run.status("slow") is S.FAILED
 
 
 def test_a_compensation_reported_before_its_turn_is_taken_as_done() -> None:

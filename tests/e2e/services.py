@@ -37,6 +37,8 @@ async def step(input: dict, ctx) -> dict:  # type: ignore[no-untyped-def]
         raise RuntimeError(f"transient failure on attempt {ctx.attempt}")
     if input.get("fatal"):
         raise TaskError("fatal failure", retryable=False)
+    if input.get("big"):
+        return {"blob": "x" * int(input["big"])}
     return {"task": ctx.task_id, "echo": input.get("echo")}
 
 
