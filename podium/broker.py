@@ -46,15 +46,15 @@ def api_versions_round_trip(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
-            header = _read_exactly(sock, 8)
+            header = read_exactly(sock, 8)
             size, answered_id = struct.unpack(">ii", header)
-            _read_exactly(sock, size - 4)
-            return answered_id == correlation_id
+            read_exactly(sock, size - 4)
+            return bool(answered_id == correlation_id)
     except (OSError, struct.error):
         return False
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
+def read_exactly(sock: socket.socket, n: int) -> bytes:
     chunks = bytearray()
     while len(chunks) < n:
         chunk = sock.recv(n - len(chunks))

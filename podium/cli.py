@@ -39,8 +39,19 @@ def _root() -> None:
 @app.command()
 def broker(
     port: int = typer.Option(9092, "--port", min=1, max=65535, help="Loopback port to listen on."),
+    kind: str = typer.Option(
+        "tansu",
+        "--kind",
+        help="tansu: the embedded broker, memory storage. kafka: Apache Kafka from its jars "
+        "(java >= 17; mvn fetches the jars the first time).",
+    ),
 ) -> None:
-    """Run the embedded Kafka-compatible broker (tansu, memory storage) until interrupted."""
+    """Run a broker in the foreground until interrupted: tansu (embedded) or Apache Kafka."""
+    if kind == "kafka":
+        _apache_kafka_broker(port)
+        return
+    if kind != "tansu":
+        raise _fail(f"--kind must be tansu or kafka, not {kind!r}")
     embedded = EmbeddedBroker(port)
     embedded.start()
     print(embedded.bootstrap_servers, flush=True)
@@ -62,6 +73,52 @@ def broker(
     embedded.stop()
     if not asked:  # the broker died on its own: whoever relied on it must hear of it
         raise _fail(f"the embedded broker exited unexpectedly (code {code})", 1)
+
+
+def _apache_kafka_broker(port: int) -> None:
+    """`podium broker --kind kafka`: one KRaft node, its log dir in a temporary folder."""
+    from podium import apache_kafka
+
+    try:
+        libs = apache_kafka.libs_dir()
+        if not apache_kafka.fetched(libs):
+            version = apache_kafka.kafka_version()
+            print(f"podium: fetching Apache Kafka {version} into {libs} (once)", file=sys.stderr)
+            apache_kafka.fetch()
+    except apache_kafka.ApacheKafkaError as exc:
+        raise _fail(str(exc), 1) from None
+
+    kafka = apache_kafka.ApacheKafka(port=port)
+    asked: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        asked.append(signum)
+        kafka.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        kafka.start()
+    except apache_kafka.ApacheKafkaError as exc:
+        kafka.stop()
+        if asked:  # interrupted while starting
+            return
+        raise _fail(str(exc), 1) from None
+    if asked:  # a signal that came before the JVM did
+        kafka.stop()
+        return
+    print(kafka.bootstrap_servers, flush=True)
+    print(
+        f"podium: Apache Kafka {apache_kafka.kafka_version()} listening on "
+        f"{kafka.bootstrap_servers} (KRaft, data in {kafka.data_dir}); Ctrl-C stops it",
+        file=sys.stderr,
+    )
+    print("podium: ready", file=sys.stderr, flush=True)
+    code = kafka.wait()
+    tail = kafka.nodes[0].log_tail()
+    kafka.stop()
+    if not asked:  # the broker died on its own: whoever relied on it must hear of it
+        raise _fail(f"Apache Kafka exited unexpectedly (code {code}): {tail}", 1)
 
 
 def _run(coroutine: Any) -> Any:
