@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -33,17 +34,23 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from conductor.wire import command_event, core_outcome, finished_event, started_event
 from events import (
+    PAYLOADS,
     CloudEvent,
     TaskFailed,
     TaskSucceeded,
+    WorkflowCompleted,
+    WorkflowFailed,
     WorkflowTriggered,
     encode,
+    new_event,
     topics,
 )
+from podium import changelog
 from podium.cache import BoundedCache
 from podium.changelog import restore
 from podium.commits import AckedCommits
 from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.membership import Membership
 from podium.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.settings import Settings
 from workflow import machine
@@ -90,14 +97,42 @@ TRACKER = Role(
 )
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
-#: how long a finished workflow stays in memory (and in the changelog) after its end
-RETENTION_S = 60.0
-#: the timer id that evicts a finished workflow
+#: a workflow's full state, then its result (to answer a repeated trigger with), are kept
+#: for these long after its end
+RETENTION_S = changelog.RETENTION_S
+ENDED_RETENTION_S = changelog.ENDED_RETENTION_S
+#: the timer ids that evict a finished workflow's state, and then forget its id
 EVICT = "podium:evict"
-#: ids of evicted workflows remembered, so a repeated trigger does not start one again
+FORGET = "podium:forget"
+#: ended workflows remembered per process at most (the oldest are forgotten first)
 ENDED_IDS = 100_000
 #: outcomes a tracker holds per workflow while their predecessors are missing
 HELD_PER_WORKFLOW = 64
+#: workflows a tracker holds outcomes for at most (the oldest are dropped first)
+HELD_WORKFLOWS = 10_000
+
+Outcome = TaskSucceeded | TaskFailed
+Ended = WorkflowCompleted | WorkflowFailed
+
+
+@dataclass(frozen=True, slots=True)
+class EndedRecord:
+    """What is kept of a workflow once its state is evicted: its result, to answer with."""
+
+    partition: int
+    mode: str
+    result: Ended
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One changelog value: a live state (with outcomes held for it), held outcomes only
+    (the tracker saw them before the trigger), or an ended workflow's result."""
+
+    mode: str = ""
+    state: WorkflowState | None = None
+    held: tuple[Outcome, ...] = ()
+    ended: Ended | None = None
 
 
 def seed_of(workflow_id: str) -> int:
@@ -148,11 +183,12 @@ class Conductor:
         )
         # what one batch caused, sent together and acknowledged before the commit
         self._outbox = Outbox(self._producer, role.changelog)
-        #: tracker: outcomes it could not apply yet (see `_hold`)
-        self._held: BoundedCache[str, list[CloudEvent]] = BoundedCache(10_000)
-        self._ended: BoundedCache[str, bool] = BoundedCache(ENDED_IDS)
+        #: tracker: outcomes it could not apply yet, persisted with the workflow (see `_hold`)
+        self._held: dict[str, tuple[int, list[Outcome]]] = {}
+        self._ended: BoundedCache[str, EndedRecord] = BoundedCache(ENDED_IDS)
         self._commits = AckedCommits(self._consumer)
         self._reader = ContiguousReader(self._consumer)
+        self._membership = Membership(self._consumer, settings.consumer.session_timeout_ms)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -205,10 +241,13 @@ class Conductor:
             for record in batch[tp]:
                 handle(record, route, self._outbox, (Rejected, UnknownWorkflow))
         self._fire_timers(now)
-        await end_batch(self._outbox, self._commits, batch, self._snapshot)
+        if not await end_batch(
+            self._outbox, self._commits, batch, self._snapshot, self._membership
+        ):
+            self.revoke(set(self._owned))  # fenced: the next owner restores from the changelog
 
     async def _seal_and_drain(self) -> None:
-        await seal_and_drain(self._outbox, self._commits, self._snapshot)
+        await seal_and_drain(self._outbox, self._commits, self._snapshot, self._membership)
 
     # -- one record ---------------------------------------------------------------
 
@@ -218,7 +257,7 @@ class Conductor:
         if self.only is not None and workflow_id != self.only:
             return
         if isinstance(data, WorkflowTriggered):
-            if workflow_id in self._workflows or self._ended.get(workflow_id):
+            if self._known(partition, workflow_id):
                 return  # the same trigger again: a workflow id starts once
             if self.role.executes and data.mode not in self.role.announces:
                 return  # a choreographed workflow: the services drive it
@@ -236,11 +275,38 @@ class Conductor:
             self._retry_held(partition, workflow_id, now)
         elif isinstance(data, TaskSucceeded | TaskFailed):
             if not self._apply_outcome(partition, workflow_id, data, now) and self.observes:
-                self._hold(workflow_id, event)
+                self._hold(partition, workflow_id, data)
             elif self.observes:
                 self._retry_held(partition, workflow_id, now)
         # other event types (a choreography Skipped report: the machine derives skips
         # itself) are not the state machine's input
+
+    def _known(self, partition: int, workflow_id: str) -> bool:
+        """Whether this workflow id has started already; an ended one's result is re-announced.
+
+        A repeated start is answered, not ignored: whoever triggered it again (a retried
+        `podium trigger --wait`) is waiting for an end event.
+        """
+        owned = self._workflows.get(workflow_id)
+        if owned is not None:
+            _, mode, state = owned
+            if state.status in TERMINAL and mode in self.role.announces:
+                self._announce(partition, finished_event(state, self.role.source, mode))
+            return True
+        ended = self._ended.get(workflow_id)
+        if ended is None:
+            return False
+        if ended.mode in self.role.announces:
+            self._announce(partition, self._ended_event(workflow_id, ended.result))
+        return True
+
+    def _ended_event(self, workflow_id: str, result: Ended) -> CloudEvent:
+        return new_event(
+            result, source=self.role.source, workflow_id=workflow_id, id=f"{workflow_id}:finished"
+        )
+
+    def _announce(self, partition: int, event: CloudEvent) -> None:
+        self._outbox.emit(topics.WORKFLOWS, partition, encode(event))
 
     def _apply_outcome(
         self, partition: int, workflow_id: str, data: TaskSucceeded | TaskFailed, now: float
@@ -262,34 +328,51 @@ class Conductor:
     # s2's (or before the trigger, or a compensation's before the failure that caused
     # it). It holds what it cannot apply yet and tries again after each change.
 
-    def _hold(self, workflow_id: str, event: CloudEvent) -> None:
-        held = self._held.get(workflow_id) or []
-        self._held.put(workflow_id, [*held[-HELD_PER_WORKFLOW:], event])
+    #
+    # What is held is part of the workflow's snapshot: the offsets that carried it are
+    # committed with the batch, so a restarted tracker must find it in the changelog.
+
+    def _hold(self, partition: int, workflow_id: str, outcome: Outcome) -> None:
+        if self._ended.get(workflow_id) is not None:
+            return  # a late duplicate of a workflow that has ended and left memory
+        _, held = self._held.pop(workflow_id, (partition, []))
+        self._held[workflow_id] = (partition, [*held[-HELD_PER_WORKFLOW:], outcome])
+        self._outbox.changed(workflow_id, partition)
+        if len(self._held) > HELD_WORKFLOWS:  # outcomes of workflows that never started
+            oldest = next(iter(self._held))
+            dropped, _ = self._held.pop(oldest)
+            if oldest not in self._workflows:
+                self._outbox.delete(oldest, dropped)
 
     def _retry_held(self, partition: int, workflow_id: str, now: float) -> None:
         progress = True
-        while progress:
+        while progress and workflow_id in self._held:
             progress = False
-            for event in self._held.pop(workflow_id) or []:
-                assert isinstance(event.data, TaskSucceeded | TaskFailed)
-                if self._apply_outcome(partition, workflow_id, event.data, now):
+            _, held = self._held.pop(workflow_id)
+            for outcome in held:
+                if self._apply_outcome(partition, workflow_id, outcome, now):
                     progress = True
                 else:
-                    self._hold(workflow_id, event)
+                    self._hold(partition, workflow_id, outcome)
         owned = self._workflows.get(workflow_id)
-        if owned is not None and owned[2].status in TERMINAL:
-            self._held.pop(workflow_id)  # what is left are duplicates and stale attempts
+        if owned is not None and owned[2].status in TERMINAL and workflow_id in self._held:
+            del self._held[workflow_id]  # what is left are duplicates and stale attempts
+            self._outbox.changed(workflow_id, partition)
 
     def _fire_timers(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             _, workflow_id, timer_id = heapq.heappop(self._timers)
             owned = self._workflows.get(workflow_id)
             if owned is None:
+                if timer_id == FORGET:
+                    self._forget(workflow_id)
                 continue
             partition, mode, state = owned
             if timer_id == EVICT:
                 self._evict(partition, workflow_id, state)
                 continue
+            if timer_id == FORGET:
+                continue  # only for ended records; see the check above
             if timer_id not in state.timers:
                 continue  # cancelled or already fired
             definition = self.catalog.get(state.name, state.version)
@@ -304,13 +387,27 @@ class Conductor:
             )
 
     def _evict(self, partition: int, workflow_id: str, state: WorkflowState) -> None:
-        """Forget a workflow that ended RETENTION_S ago: memory and restores stay flat."""
+        """Keep only the result of a workflow that ended RETENTION_S ago: memory stays flat."""
         if state.status not in TERMINAL:
             return
-        del self._workflows[workflow_id]
-        self._held.pop(workflow_id)
-        self._ended.put(workflow_id, True)
-        self._outbox.delete(workflow_id, partition)
+        _, mode, _ = self._workflows.pop(workflow_id)
+        self._held.pop(workflow_id, None)
+        result = finished_event(state, self.role.source, mode).data
+        assert isinstance(result, WorkflowCompleted | WorkflowFailed)
+        self._remember(partition, workflow_id, mode, result, state.ended_at or time.time())
+
+    def _remember(
+        self, partition: int, workflow_id: str, mode: str, result: Ended, ended_at: float
+    ) -> None:
+        self._ended.put(workflow_id, EndedRecord(partition, mode, result))
+        self._outbox.changed(workflow_id, partition)
+        heapq.heappush(self._timers, (ended_at + ENDED_RETENTION_S, workflow_id, FORGET))
+
+    def _forget(self, workflow_id: str) -> None:
+        """The id's retention has passed: a tombstone drops it from the changelog."""
+        ended = self._ended.pop(workflow_id)
+        if ended is not None:
+            self._outbox.delete(workflow_id, ended.partition)
 
     def _decide(
         self,
@@ -349,18 +446,36 @@ class Conductor:
             self._outbox.emit(topics.WORKFLOWS, partition, encode(ended))
 
     def _snapshot(self, workflow_id: str) -> bytes | None:
+        held = b""
+        if workflow_id in self._held:
+            _, outcomes = self._held[workflow_id]
+            held = b',"held":[' + b",".join(_held_json(o) for o in outcomes) + b"]"
         owned = self._workflows.get(workflow_id)
-        if owned is None:
-            return None
-        _, mode, state = owned
-        # one pydantic serialisation, no intermediate dicts: this runs once per change
-        return (
-            b'{"mode":'
-            + orjson.dumps(mode)
-            + b',"state":'
-            + state.model_dump_json(exclude_defaults=True).encode()
-            + b"}"
-        )
+        if owned is not None:
+            _, mode, state = owned
+            # one pydantic serialisation, no intermediate dicts: this runs once per change
+            return (
+                b'{"mode":'
+                + orjson.dumps(mode)
+                + b',"state":'
+                + state.model_dump_json(exclude_defaults=True).encode()
+                + held
+                + b"}"
+            )
+        ended = self._ended.get(workflow_id)
+        if ended is not None:
+            return (
+                b'{"mode":'
+                + orjson.dumps(ended.mode)
+                + b',"ended":{"type":'
+                + orjson.dumps(ended.result.event_type)
+                + b',"data":'
+                + ended.result.model_dump_json().encode()
+                + b"}}"
+            )
+        if held:
+            return b"{" + held[1:] + b"}"
+        return None
 
     # -- partition ownership ------------------------------------------------------
 
@@ -376,10 +491,21 @@ class Conductor:
         )
         self._owned |= new
         now = time.time()
-        for workflow_id, (partition, (mode, state)) in snapshots.items():
-            self._workflows[workflow_id] = (partition, mode, state)
+        for workflow_id, (partition, snapshot) in snapshots.items():
+            if snapshot.held:
+                self._held[workflow_id] = (partition, list(snapshot.held))
+            if snapshot.ended is not None:
+                ended_at = _epoch(snapshot.ended.ended_at) or now
+                if now - ended_at < ENDED_RETENTION_S:
+                    self._remember(partition, workflow_id, snapshot.mode, snapshot.ended, ended_at)
+                else:
+                    self._outbox.delete(workflow_id, partition)
+                continue
+            if snapshot.state is None:
+                continue
+            self._workflows[workflow_id] = (partition, snapshot.mode, snapshot.state)
             try:
-                self._resume(partition, workflow_id, mode, state, now)
+                self._resume(partition, workflow_id, snapshot.mode, snapshot.state, now)
             except UnknownWorkflow as exc:
                 log.error("cannot resume %s: %s", workflow_id, exc)
         log.info(
@@ -416,13 +542,42 @@ class Conductor:
         self._owned -= partitions
         for workflow_id in [w for w, (p, _, _) in self._workflows.items() if p in partitions]:
             del self._workflows[workflow_id]
-        self._timers = [t for t in self._timers if t[1] in self._workflows]
+        for workflow_id in [w for w, (p, _) in self._held.items() if p in partitions]:
+            del self._held[workflow_id]
+        for workflow_id in [w for w, e in self._ended.items() if e.partition in partitions]:
+            self._ended.pop(workflow_id)
+        self._timers = [t for t in self._timers if t[1] in self._workflows or self._ended.get(t[1])]
         heapq.heapify(self._timers)
 
 
-def _parse(snapshot: bytes) -> tuple[str, WorkflowState]:
-    data = orjson.loads(snapshot)
-    return data.get("mode", ""), WorkflowState.model_validate(data["state"])
+def _held_json(outcome: Outcome) -> bytes:
+    return (
+        b'{"type":'
+        + orjson.dumps(outcome.event_type)
+        + b',"data":'
+        + outcome.model_dump_json().encode()
+        + b"}"
+    )
+
+
+def _payload(typed: dict[str, Any]) -> Any:
+    return PAYLOADS[typed["type"]].model_validate(typed["data"])
+
+
+def _parse(value: bytes) -> Snapshot:
+    data = orjson.loads(value)
+    state = data.get("state")
+    ended = data.get("ended")
+    return Snapshot(
+        mode=data.get("mode", ""),
+        state=None if state is None else WorkflowState.model_validate(state),
+        held=tuple(_payload(h) for h in data.get("held", ())),
+        ended=None if ended is None else _payload(ended),
+    )
+
+
+def _epoch(iso: str | None) -> float | None:
+    return None if iso is None else datetime.fromisoformat(iso).timestamp()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

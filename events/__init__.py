@@ -9,10 +9,12 @@ from events import topics
 from events.codec import DecodeError, KafkaRecord, RawRecord, dead_letter, decode, encode
 from events.envelope import CloudEvent, new_event
 from events.payloads import (
+    PAYLOADS,
     ErrorInfo,
     TaskCommand,
     TaskFailed,
     TaskSkipped,
+    TaskStarted,
     TaskSucceeded,
     TaskSummary,
     WorkflowCompleted,
@@ -22,6 +24,7 @@ from events.payloads import (
 )
 
 __all__ = [
+    "PAYLOADS",
     "CloudEvent",
     "DecodeError",
     "ErrorInfo",
@@ -30,6 +33,7 @@ __all__ = [
     "TaskCommand",
     "TaskFailed",
     "TaskSkipped",
+    "TaskStarted",
     "TaskSucceeded",
     "TaskSummary",
     "WorkflowCompleted",

@@ -95,6 +95,18 @@ class _TaskOutcome(Payload):
     mode: str = "orchestration"
 
 
+class TaskStarted(_TaskOutcome):
+    """A service is about to run this attempt's handler (written, and acknowledged, first).
+
+    It travels on the outcome topic, so the service that is the single writer of that
+    partition can count, after a crash, how often a command was started without an
+    outcome: a command that kills its service every time is given up on, not re-run
+    forever (see `services.deliveries`).
+    """
+
+    event_type: ClassVar[str] = "podium.task.started"
+
+
 class TaskSucceeded(_TaskOutcome):
     event_type: ClassVar[str] = "podium.task.succeeded"
     output: Any = None
@@ -120,6 +132,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         WorkflowCompleted,
         WorkflowFailed,
         TaskCommand,
+        TaskStarted,
         TaskSucceeded,
         TaskFailed,
         TaskSkipped,

@@ -28,5 +28,8 @@ class BoundedCache(Generic[K, V]):
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
+    def items(self) -> list[tuple[K, V]]:
+        return list(self._items.items())
+
     def pop(self, key: K) -> V | None:
         return self._items.pop(key, None)

@@ -25,14 +25,27 @@ log = logging.getLogger("podium.changelog")
 
 T = TypeVar("T")
 
+#: how long a finished workflow's full state stays in memory (and the changelog) after its end
+RETENTION_S = 60.0
+#: how long a workflow id is remembered after its end, so that a trigger with that id does
+#: not start it again (durably: the changelog keeps a small "ended" record, tombstoned once
+#: this has passed; also bounded by a count per process)
+ENDED_RETENTION_S = 7 * 24 * 3600.0
+
 
 async def read_partitions(
     bootstrap_servers: str,
     topic: str,
     partitions: set[int],
     settings: ConsumerSettings | None = None,
+    *,
+    last: int | None = None,
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Yield every record of the given changelog partitions, oldest first, then stop."""
+    """Yield every record of the given partitions, oldest first, then stop.
+
+    With `last`, only about the last `last` records of each partition (tansu's end
+    offsets can be low after batched produces: then a few more are read).
+    """
     if not partitions:
         return
     consumer = make_consumer(bootstrap_servers, group_id=None, settings=settings)
@@ -41,6 +54,11 @@ async def read_partitions(
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        if last is not None:
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                start = max(await consumer.position(tp), ends[tp] - last)
+                consumer.seek(tp, start)
         remaining = set(tps)
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=200, max_records=10_000)

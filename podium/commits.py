@@ -64,6 +64,12 @@ class AckedCommits:
         if self._ready and (self._committing is None or self._committing.done()):
             self._committing = asyncio.create_task(self._commit(self._take_ready()))
 
+    def discard(self) -> None:
+        """Forget uncommitted batches: their records come again to whoever owns them next."""
+        self._batches.clear()
+        self._unsealed = {}
+        self._ready = {}
+
     async def drain(self) -> None:
         """Wait for every ack and commit: call it after adding a sealed batch."""
         for _, acks, _ in list(self._batches):

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
 from podium.commits import AckedCommits
 from podium.kafka import raw_record
+from podium.membership import Membership
 
 log = logging.getLogger("podium.outbox")
 
@@ -41,6 +42,11 @@ class Outbox:
         """A tombstone for `key`: a compacting broker drops its snapshots, restore skips it."""
         self._changed.pop(key, None)
         self.emit(self.changelog, partition, KafkaRecord(key=key.encode(), value=None))
+
+    def discard(self) -> None:
+        """Forget what is owed: a fenced member must not send what it decided."""
+        self._events = []
+        self._changed = {}
 
     def dead_letter(self, error: DecodeError) -> None:
         log.warning("dead-lettering %s", error)
@@ -100,20 +106,40 @@ async def end_batch(
     commits: AckedCommits,
     batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
     snapshot: Callable[[str], bytes | None],
-) -> None:
+    membership: Membership,
+) -> bool:
     """Send what the batch caused; its offsets commit once that is acknowledged.
 
     Snapshots go out only when a commit is due: that batch seals the ones before it.
+    False when this member turned out to be fenced: nothing was sent, the caller
+    drops its state and the group hands the partitions out again.
     """
+    if not await membership.current():
+        outbox.discard()
+        commits.discard()
+        membership.rejoin()
+        return False
     sealed = commits.due()
     acks = await outbox.send(snapshot, snapshots=sealed)
     commits.add({tp: records[-1].offset + 1 for tp, records in batch.items()}, acks, sealed=sealed)
     await commits.step()
+    return True
 
 
 async def seal_and_drain(
-    outbox: Outbox, commits: AckedCommits, snapshot: Callable[[str], bytes | None]
+    outbox: Outbox,
+    commits: AckedCommits,
+    snapshot: Callable[[str], bytes | None],
+    membership: Membership,
 ) -> None:
-    """Persist every changed state, wait for all acks, commit: before a hand-over."""
+    """Persist every changed state, wait for all acks, commit: before a hand-over.
+
+    A member whose generation is already gone (it was paused past its session) has
+    lost its partitions rather than handing them over: it writes nothing.
+    """
+    if membership.lost():
+        outbox.discard()
+        commits.discard()
+        return
     commits.add({}, await outbox.send(snapshot), sealed=True)
     await commits.drain()

@@ -37,4 +37,6 @@ class Settings(BaseSettings):
     concurrency: int = Field(64, ge=1, le=10_000)
     #: the largest handler output (serialised JSON); a larger one fails the task for good
     max_output_bytes: int = Field(256 * 1024, ge=1, le=1_000_000)
+    #: how often a service may die running one command before it gives up on it
+    max_deliveries: int = Field(3, ge=1, le=100)
     consumer: ConsumerSettings = ConsumerSettings()

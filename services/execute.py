@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from events import ErrorInfo, TaskCommand, TaskFailed, TaskSucceeded
+from events import ErrorInfo, TaskCommand, TaskFailed, TaskStarted, TaskSucceeded
 from services.errors import TaskError
 from services.service import Context, Registration
 
@@ -114,6 +114,11 @@ def _common(command: TaskCommand) -> dict[str, Any]:
         "compensation": command.compensation,
         "mode": command.mode,
     }
+
+
+def started(command: TaskCommand) -> TaskStarted:
+    """The marker a service publishes (and waits for) before it runs the handler."""
+    return TaskStarted(**_common(command))
 
 
 def _succeeded(command: TaskCommand, output: Any) -> TaskSucceeded:

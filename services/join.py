@@ -303,6 +303,40 @@ def _descendants_undone(definition: Definition, join: Join, task_id: str) -> boo
     return True
 
 
+def settled(definition: Definition, join: Join) -> bool:
+    """Nothing is left for this participant to do in the workflow: its join may go.
+
+    Its own tasks are final (or will never start, the workflow having failed), and
+    no compensation of its can still be called for: when it has compensations in a
+    compensating workflow, that takes the whole workflow succeeded, or every task
+    it undoes either undone or not Succeeded and not possibly running elsewhere.
+    """
+    if join.input is None:
+        return False
+    busy = (S.RUNNING, S.RETRYING)
+    if any(m.status in busy for m in (*join.tasks.values(), *join.compensations.values())):
+        return False
+    compensating = definition.on_failure == "compensate" and bool(join.compensations)
+    if not join.failed:
+        if any(m.status == S.PENDING for m in join.tasks.values()):
+            return False
+        # a failure anywhere later would still call for this participant's undos
+        return not compensating or all(t.id in join.seen for t in definition.tasks)
+    if not compensating:
+        return True
+    for task_id, mine in join.compensations.items():
+        if mine.status in (S.SUCCEEDED, S.FAILED):
+            continue
+        seen = join.seen.get(task_id)
+        if seen is not None and seen[0] == S.SUCCEEDED:
+            return False  # still to undo
+        if seen is None:
+            verdict = readiness(definition, task_id, join.seen, join.input, join.workflow_id)
+            if isinstance(verdict, Ready):
+                return False  # it may be running at its owner and succeed late
+    return True
+
+
 def in_flight(join: Join) -> list[Action]:
     """After a restore: re-run what was running, re-arm the retry timers."""
     actions: list[Action] = []

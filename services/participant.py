@@ -9,19 +9,30 @@ on assignment, as the conductor does; retry timers live in it.
 
     getmany(triggers, outcomes) -> decode (bad -> dead-letter) -> join rules
       -> start handlers; send changelog snapshots -> ack -> commit
-    handler done -> outcome event + changelog snapshot -> ack
+    handler: start marker -> ack -> run -> outcome event -> ack
+             (its join's snapshot goes with the loop's next sealed batch)
+
+After a crash the tail of its own outcome partitions (`services.deliveries`)
+says which restored attempts already ended (their outcome is taken, the handler
+does not run again) and which keep killing the service (run alone, then given
+up). A join with nothing left to do (`join.settled`) leaves memory RETENTION_S
+later; a small "ended" record stays in the changelog so the workflow id never
+starts again here, for ENDED_RETENTION_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import heapq
 import logging
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -29,23 +40,36 @@ from aiokafka.errors import KafkaError
 
 from events import (
     CloudEvent,
+    DecodeError,
     ErrorInfo,
     TaskCommand,
     TaskFailed,
     TaskSkipped,
+    TaskStarted,
     TaskSucceeded,
     WorkflowTriggered,
+    decode,
     encode,
     new_event,
     topics,
 )
-from podium.changelog import restore
+from podium.cache import BoundedCache
+from podium.changelog import ENDED_RETENTION_S, RETENTION_S, read_partitions, restore
 from podium.commits import AckedCommits
-from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.kafka import (
+    ContiguousReader,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    raw_record,
+    send,
+)
+from podium.membership import Membership
 from podium.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.settings import Settings
 from services import join as rules
-from services.execute import execute
+from services.deliveries import WINDOW, Ledger
+from services.execute import execute, failure, started
 from services.join import Join, Report, Retry, Run
 from services.service import TaskService
 from workflow import machine
@@ -56,6 +80,11 @@ from workflow.states import TaskStatus as S
 log = logging.getLogger("podium.choreography")
 
 MODE = "choreography"
+#: the timer "task ids" that evict a settled join, and then forget its workflow id
+EVICT = "podium:evict"
+FORGET = "podium:forget"
+#: ended workflow ids remembered per process at most
+ENDED_IDS = 100_000
 
 
 class Participant:
@@ -97,6 +126,13 @@ class Participant:
         self._commits = AckedCommits(self._consumer)
         self._outbox = Outbox(self._producer, self.changelog)
         self._reader = ContiguousReader(self._consumer)
+        self._membership = Membership(self._consumer, settings.consumer.session_timeout_ms)
+        self._ledger = Ledger(settings.max_deliveries)
+        #: workflow id -> (partition, end time) of joins evicted: the id never starts again
+        self._ended: BoundedCache[str, tuple[int, float]] = BoundedCache(ENDED_IDS)
+        self._evicting: set[str] = set()
+        #: held while a suspect attempt runs alone (see `services.deliveries`)
+        self._alone = asyncio.Lock()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -153,10 +189,13 @@ class Participant:
             for record in records:
                 handle(record, route, self._outbox, (UnknownWorkflow,))
         self._fire_timers(now)
-        await end_batch(self._outbox, self._commits, batch, self._snapshot)
+        if not await end_batch(
+            self._outbox, self._commits, batch, self._snapshot, self._membership
+        ):
+            self.revoke(set(self._owned))  # fenced: the next owner restores from the changelog
 
     async def _seal_and_drain(self) -> None:
-        await seal_and_drain(self._outbox, self._commits, self._snapshot)
+        await seal_and_drain(self._outbox, self._commits, self._snapshot, self._membership)
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -195,6 +234,8 @@ class Participant:
         found = self._joins.get(workflow_id)
         if found is not None:
             return found[1]
+        if self._ended.get(workflow_id) is not None:
+            return None  # settled and evicted: a repeated trigger or a late duplicate
         tasks, comps = rules.owned(definition, self.types)
         if not tasks and not comps:
             return None  # this service plays no part in that workflow
@@ -206,15 +247,39 @@ class Participant:
         while self._timers and self._timers[0][0] <= now:
             _, workflow_id, task_id, compensation = heapq.heappop(self._timers)
             found = self._joins.get(workflow_id)
-            if found is not None:
+            if task_id == FORGET:
+                ended = self._ended.pop(workflow_id)
+                if ended is not None and found is None:
+                    self._outbox.delete(workflow_id, ended[0])
+            elif found is None:
+                continue
+            elif task_id == EVICT:
+                self._evict(found[0], found[1], now)
+            else:
                 partition, join = found
                 self._apply(partition, join, rules.on_retry_due(join, task_id, compensation), now)
+
+    def _evict(self, partition: int, join: Join, now: float) -> None:
+        """Forget a settled join; a small "ended" record keeps its id from starting again."""
+        self._evicting.discard(join.workflow_id)
+        if not rules.settled(self.catalog.get(join.name, join.version), join):
+            return  # a late outcome gave it work again: it is evicted when settled anew
+        del self._joins[join.workflow_id]
+        self._remember(partition, join.workflow_id, now)
+
+    def _remember(self, partition: int, workflow_id: str, ended_at: float) -> None:
+        self._ended.put(workflow_id, (partition, ended_at))
+        self._outbox.changed(workflow_id, partition)
+        heapq.heappush(self._timers, (ended_at + ENDED_RETENTION_S, workflow_id, FORGET, False))
 
     # -- actions --------------------------------------------------------------------
 
     def _apply(self, partition: int, join: Join, actions: list[rules.Action], now: float) -> None:
         self._outbox.changed(join.workflow_id, partition)
         definition = self.catalog.get(join.name, join.version)
+        if join.workflow_id not in self._evicting and rules.settled(definition, join):
+            self._evicting.add(join.workflow_id)
+            heapq.heappush(self._timers, (now + RETENTION_S, join.workflow_id, EVICT, False))
         for action in actions:
             if isinstance(action, Run):
                 task = asyncio.create_task(self._run(partition, definition, join, action))
@@ -232,20 +297,25 @@ class Participant:
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
         command = _command(definition, join, run)
-        registration = self.service.handlers[command.task_type]
-        async with self._slots:  # a batch may make more tasks ready than there are slots
-            outcome = await execute(
-                registration,
-                command,
-                join.workflow_id,
-                self._executor,
-                max_output_bytes=self.settings.max_output_bytes,
-            )
+        topic = topics.outcomes(command.task_type)
+        verdict = self._ledger.verdict(command.command_id)
+        if verdict.outcome is not None:
+            outcome = verdict.outcome  # published before a crash: taken, not run again
+        elif verdict.action == "give_up":
+            message = self._ledger.poison_message(verdict.starts)
+            log.error("giving up on %s: %s", command.command_id, message)
+            outcome = failure(command, "PoisonCommand", message, retryable=False)
+        else:
+            async with self._slot(alone=verdict.action == "run_alone"):
+                outcome = await self._execute(partition, command, join)
+        if outcome is None:
+            return  # the start marker did not reach the broker: the next owner runs it
+        if verdict.outcome is None:
+            self._ledger.finished(outcome)
+            self._outbox.emit(topic, partition, encode(self._outcome_event(join, outcome)))
         status = S.SUCCEEDED if isinstance(outcome, TaskSucceeded) else S.FAILED
         retryable = outcome.error.retryable if isinstance(outcome, TaskFailed) else True
         output = outcome.output if isinstance(outcome, TaskSucceeded) else None
-        topic = topics.outcomes(outcome.task_type)
-        self._outbox.emit(topic, partition, encode(self._outcome_event(join, outcome)))
         if self._joins.get(join.workflow_id, (None, None))[1] is join:  # still ours
             actions = rules.on_result(
                 definition, join, run, status, output, retryable=retryable, now=time.time()
@@ -257,8 +327,47 @@ class Participant:
         except KafkaError:
             log.exception("could not publish the outcome of %s", command.command_id)
 
-    def _outcome_event(self, join: Join, outcome: TaskSucceeded | TaskFailed) -> CloudEvent:
-        kind = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
+    @contextlib.asynccontextmanager
+    async def _slot(self, *, alone: bool) -> AsyncIterator[None]:
+        """A handler slot; `alone` takes them all (an attempt in flight at earlier crashes)."""
+        if not alone:
+            async with self._slots:  # a batch may make more tasks ready than there are slots
+                yield
+            return
+        async with self._alone:
+            for _ in range(self.settings.concurrency):
+                await self._slots.acquire()
+            try:
+                yield
+            finally:
+                for _ in range(self.settings.concurrency):
+                    self._slots.release()
+
+    async def _execute(
+        self, partition: int, command: TaskCommand, join: Join
+    ) -> TaskSucceeded | TaskFailed | None:
+        """Mark the attempt started (acknowledged), then run its handler."""
+        marker = encode(self._outcome_event(join, started(command)))
+        try:
+            await (
+                await send(self._producer, topics.outcomes(command.task_type), marker, partition)
+            )
+        except KafkaError:
+            log.exception("could not mark %s started", command.command_id)
+            return None
+        self._ledger.started(command.command_id)
+        return await execute(
+            self.service.handlers[command.task_type],
+            command,
+            join.workflow_id,
+            self._executor,
+            max_output_bytes=self.settings.max_output_bytes,
+        )
+
+    def _outcome_event(
+        self, join: Join, outcome: TaskSucceeded | TaskFailed | TaskStarted
+    ) -> CloudEvent:
+        kind = outcome.event_type.rsplit(".", 1)[-1]
         return new_event(
             outcome,
             source=self.source,
@@ -298,7 +407,10 @@ class Participant:
 
     def _snapshot(self, workflow_id: str) -> bytes | None:
         found = self._joins.get(workflow_id)
-        return None if found is None else found[1].model_dump_json(exclude_defaults=True).encode()
+        if found is not None:
+            return found[1].model_dump_json(exclude_defaults=True).encode()
+        ended = self._ended.get(workflow_id)
+        return None if ended is None else orjson.dumps({"ended": ended[1]})
 
     # -- partition ownership --------------------------------------------------------
 
@@ -308,16 +420,22 @@ class Participant:
             self._owned |= partitions
             return
         restored = await restore(
-            self.bootstrap_servers,
-            self.changelog,
-            new,
-            Join.model_validate_json,
-            self.settings.consumer,
+            self.bootstrap_servers, self.changelog, new, _parse, self.settings.consumer
         )
+        await self._load_ledger(new)
         self._owned |= new
-        self._joins.update(restored)
         now = time.time()
+        for workflow_id, (partition, entry) in list(restored.items()):
+            if isinstance(entry, Join):
+                self._joins[workflow_id] = (partition, entry)
+                continue
+            del restored[workflow_id]
+            if now - entry < ENDED_RETENTION_S:
+                self._remember(partition, workflow_id, entry)
+            else:
+                self._outbox.delete(workflow_id, partition)
         for partition, join in restored.values():
+            assert isinstance(join, Join)
             try:
                 self.catalog.get(join.name, join.version)
             except UnknownWorkflow:
@@ -330,10 +448,42 @@ class Participant:
             sorted(new),
         )
 
+    async def _load_ledger(self, partitions: set[int]) -> None:
+        """What this service published on those partitions before: started and finished."""
+        for task_type in sorted(self.types):
+            async for record in read_partitions(
+                self.bootstrap_servers,
+                topics.outcomes(task_type),
+                partitions,
+                self.settings.consumer,
+                last=WINDOW,
+            ):
+                try:
+                    event = decode(raw_record(record))
+                except DecodeError:
+                    continue  # the topic's consumers dead-letter it
+                if getattr(event.data, "mode", None) == MODE:
+                    self._ledger.observe(event.data)
+
     def revoke(self, partitions: set[int]) -> None:
         self._owned -= partitions
         for workflow_id in [w for w, (p, _) in self._joins.items() if p in partitions]:
             del self._joins[workflow_id]
+            self._evicting.discard(workflow_id)
+        for workflow_id in [w for w, (p, _) in self._ended.items() if p in partitions]:
+            self._ended.pop(workflow_id)
+        self._timers = [
+            t for t in self._timers if t[1] in self._joins or self._ended.get(t[1]) is not None
+        ]
+        heapq.heapify(self._timers)
+
+
+def _parse(value: bytes) -> Join | float:
+    """A join, or the end time of an evicted one."""
+    data = orjson.loads(value)
+    if "ended" in data:
+        return float(data["ended"])
+    return Join.model_validate(data)
 
 
 def _observed(data: TaskSucceeded | TaskFailed | TaskSkipped) -> tuple[S, Any, bool]:

@@ -5,12 +5,19 @@ topics of its task types; scale by starting more processes. The loop:
 
     getmany (at most as many records as free handler slots)
       -> decode (undecodable -> dead-letter topic)
-      -> run the handler in its own task (or replay a recorded outcome)
+      -> what the ledger says (`services.deliveries`): answer a finished command
+         with its recorded outcome, give up on one that killed the service
+         `max_deliveries` times, run one that was in flight at crashes alone
+      -> publish a start marker per command, wait for the acks
+      -> run the handlers, each in its own task
       -> publish the outcome, wait for the broker's ack
       -> mark the offset finished; commit the contiguous finished prefix
 
 When every slot is busy the partitions are paused and the loop keeps polling,
-so the group session lives on however long the handlers take.
+so the group session lives on however long the handlers take. On assignment the
+worker reads the tail of its outcome partitions (the ledger) and of the
+workflow lifecycle partitions (commands of workflows that have ended are
+skipped).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -30,7 +38,10 @@ from events import (
     DecodeError,
     TaskCommand,
     TaskFailed,
+    TaskStarted,
     TaskSucceeded,
+    WorkflowCompleted,
+    WorkflowFailed,
     dead_letter,
     decode,
     encode,
@@ -38,6 +49,7 @@ from events import (
     topics,
 )
 from podium.cache import BoundedCache
+from podium.changelog import read_partitions
 from podium.kafka import (
     ContiguousReader,
     ensure_topics,
@@ -47,7 +59,8 @@ from podium.kafka import (
     send,
 )
 from podium.settings import Settings
-from services.execute import execute, failure
+from services.deliveries import WINDOW, Ledger
+from services.execute import execute, failure, started
 from services.offsets import OffsetTracker
 from services.service import TaskService
 
@@ -55,10 +68,20 @@ log = logging.getLogger("podium.service")
 
 Outcome = TaskSucceeded | TaskFailed
 
-#: how many completed commands a worker remembers to answer redeliveries
-REDELIVERY_WINDOW = 10_000
 #: seconds between offset commits (each one is a broker round trip)
 COMMIT_INTERVAL = 0.05
+#: ended workflows a worker remembers (read from the lifecycle topic on assignment)
+ENDED_WORKFLOWS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A command about to run."""
+
+    tp: TopicPartition
+    offset: int
+    event: CloudEvent
+    command: TaskCommand
 
 
 class Worker:
@@ -76,7 +99,8 @@ class Worker:
         self._offsets = OffsetTracker()
         self._last_commit = time.monotonic()
         self._committing: asyncio.Task[None] | None = None
-        self._recorded: BoundedCache[str, Outcome] = BoundedCache(REDELIVERY_WINDOW)
+        self._ledger = Ledger(settings.max_deliveries)
+        self._ended: BoundedCache[str, bool] = BoundedCache(ENDED_WORKFLOWS)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
         # aiokafka clients bind to the running loop: build the worker inside it
         self._producer = make_producer(bootstrap_servers)
@@ -122,15 +146,28 @@ class Worker:
                 continue
             consumer.resume(*consumer.paused())
             batch = await self._reader.getmany(timeout_ms=100, max_records=free)
+            jobs: list[_Job] = []
             for tp, records in batch.items():
                 for record in records:
-                    await self._dispatch(tp, record)
+                    job = await self._dispatch(tp, record)
+                    if job is None:
+                        continue
+                    if self._ledger.verdict(job.command.command_id).action == "run_alone":
+                        await self._start(jobs)
+                        jobs = []
+                        await self._run_alone(job)
+                    else:
+                        jobs.append(job)
+            await self._start(jobs)
             due = time.monotonic() - self._last_commit >= COMMIT_INTERVAL
             if due and (self._committing is None or self._committing.done()):
                 # in the background: a commit under load takes longer than a batch
                 self._committing = asyncio.create_task(self._commit())
 
-    async def _dispatch(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _dispatch(
+        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]
+    ) -> _Job | None:
+        """Answer, skip or dead-letter the record; or return the job of running it."""
         self._offsets.started(tp, record.offset)
         try:
             event = decode(raw_record(record))
@@ -142,17 +179,69 @@ class Worker:
             log.warning("dead-lettering %s", error)
             topic, dead = dead_letter(error)
             self._finish_after(tp, record.offset, await send(self._producer, topic, dead))
-            return
+            return None
         command = event.data
-        recorded = self._recorded.get(command.command_id)
-        if recorded is not None:  # a redelivery of work already done: answer, don't rerun
-            ack = await self._publish(tp.partition, event, recorded)
+        verdict = self._ledger.verdict(command.command_id)
+        if verdict.outcome is not None:  # a redelivery of work already done: answer, don't rerun
+            ack = await self._publish(tp.partition, event, verdict.outcome)
             self._finish_after(tp, record.offset, ack)
         elif command.command_id in self._running:  # the same command, still running
             self._offsets.finished(tp, record.offset)
+        elif self._ended.get(event.workflowid):
+            log.info("skipping %s: its workflow has ended", command.command_id)
+            self._offsets.finished(tp, record.offset)
+        elif verdict.action == "give_up":
+            await self._give_up(tp, record, event, command, verdict.starts)
         else:
-            task = asyncio.create_task(self._run(tp, record.offset, event, command))
-            self._running[command.command_id] = task
+            return _Job(tp, record.offset, event, command)
+        return None
+
+    async def _give_up(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[bytes, bytes],
+        event: CloudEvent,
+        command: TaskCommand,
+        starts: int,
+    ) -> None:
+        """A command that killed the service `max_deliveries` times: fail it, dead-letter it."""
+        message = self._ledger.poison_message(starts)
+        log.error("giving up on %s: %s", command.command_id, message)
+        outcome = failure(command, "PoisonCommand", message, retryable=False)
+        self._ledger.finished(outcome)
+        topic, dead = dead_letter(DecodeError(f"PoisonCommand: {message}", raw_record(record)))
+        await send(self._producer, topic, dead)
+        self._finish_after(tp, record.offset, await self._publish(tp.partition, event, outcome))
+
+    async def _start(self, jobs: list[_Job]) -> list[asyncio.Task[None]]:
+        """Mark the jobs started on the broker (acknowledged), then run their handlers."""
+        if not jobs:
+            return []
+        markers = [
+            await self._publish(job.tp.partition, job.event, started(job.command)) for job in jobs
+        ]
+        try:
+            await asyncio.gather(*markers)
+        except KafkaError:
+            log.exception("could not mark %d command(s) started; they come again", len(jobs))
+            return []
+        tasks = []
+        for job in jobs:
+            self._ledger.started(job.command.command_id)
+            task = asyncio.create_task(self._run(job.tp, job.offset, job.event, job.command))
+            self._running[job.command.command_id] = task
+            tasks.append(task)
+        return tasks
+
+    async def _run_alone(self, job: _Job) -> None:
+        """A command in flight at earlier crashes runs with nothing beside it: if it kills the
+        service again, it alone is counted."""
+        log.warning(
+            "running %s alone: it was in flight when the service died", job.command.command_id
+        )
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await asyncio.gather(*await self._start([job]))
 
     async def _run(
         self, tp: TopicPartition, offset: int, event: CloudEvent, command: TaskCommand
@@ -171,7 +260,7 @@ class Worker:
                     max_output_bytes=self.settings.max_output_bytes,
                 )
             await (await self._publish(tp.partition, event, outcome))
-            self._recorded.put(command.command_id, outcome)
+            self._ledger.finished(outcome)
             self._offsets.finished(tp, offset)
         except KafkaError:
             # not acknowledged: leave the offset unfinished so the command is redelivered
@@ -180,10 +269,10 @@ class Worker:
             self._running.pop(command.command_id, None)
 
     async def _publish(
-        self, partition: int, cause: CloudEvent, outcome: Outcome
+        self, partition: int, cause: CloudEvent, outcome: Outcome | TaskStarted
     ) -> asyncio.Future[Any]:
         """The outcome goes to its type's topic, on the partition its command came from."""
-        kind = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
+        kind = outcome.event_type.rsplit(".", 1)[-1]
         reply = new_event(
             outcome,
             source=self.source,
@@ -206,9 +295,33 @@ class Worker:
 
         ack.add_done_callback(done)
 
+    async def load(self, assigned: set[TopicPartition]) -> None:
+        """Read the tails of the partitions this worker writes and needs: its ledger."""
+        types = {topics.commands(t): t for t in self.service.task_types}
+        numbers: dict[str, set[int]] = {}
+        for tp in assigned:
+            numbers.setdefault(types[tp.topic], set()).add(tp.partition)
+        for task_type, partitions in numbers.items():
+            async for record in read_partitions(
+                self.bootstrap_servers,
+                topics.outcomes(task_type),
+                partitions,
+                self.settings.consumer,
+                last=WINDOW,
+            ):
+                event = _decoded(record)
+                if event is not None:
+                    self._ledger.observe(event.data)
+        every = {tp.partition for tp in assigned}
+        async for record in read_partitions(
+            self.bootstrap_servers, topics.WORKFLOWS, every, self.settings.consumer, last=WINDOW
+        ):
+            event = _decoded(record)
+            if event is not None and isinstance(event.data, WorkflowCompleted | WorkflowFailed):
+                self._ended.put(event.workflowid, True)
+
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
-        self._committing: asyncio.Task[None] | None = None
         consumer = self._consumer
         moved = self._offsets.committable()
         owned = consumer.assignment()
@@ -242,6 +355,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker._reader.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.load(assigned)
         await self.worker._reader.track(assigned)
         log.info("service %s assigned %d partition(s)", self.worker.service.name, len(assigned))
         self.worker.ready.set()
+
+
+def _decoded(record: ConsumerRecord[bytes, bytes]) -> CloudEvent | None:
+    try:
+        return decode(raw_record(record))
+    except DecodeError:
+        return None  # not ours to judge here: the topic's consumers dead-letter it

@@ -1,0 +1,65 @@
+"""Whether a group member still owns its partitions, checked before it acts.
+
+A member that was paused (SIGSTOP, a long GC, a frozen VM) longer than the
+session timeout has lost its partitions: another member restored them from the
+changelog and carries on. When the paused one resumes, its loop runs before its
+heartbeat task learns the news; left alone it fires its stale timers and
+publishes decisions (a Timeout ending for workflows another member completed)
+and writes them into the changelog. Kafka's real fence is a transactional
+producer; tansu has none, so every batch asks, before it sends anything:
+
+- has the group already told us we are out (generation reset)? — free;
+- has more than a third of the session timeout passed since the last batch?
+  then a heartbeat round trip with our generation says whether it is still
+  current. In steady state batches come every few ms and nothing is sent.
+
+A member found out of date drops what its batch decided and its in-memory
+state, and rejoins; on assignment it restores from the changelog like anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.protocol.group import JoinGroupRequest
+
+log = logging.getLogger("podium.membership")
+
+
+class Membership:
+    def __init__(self, consumer: AIOKafkaConsumer, session_timeout_ms: int) -> None:
+        self.consumer = consumer
+        self.gap = session_timeout_ms / 1000 / 3
+        self._checked = time.monotonic()
+
+    def lost(self) -> bool:
+        """The group coordinator has already said this member's generation is gone."""
+        coordinator = self.consumer._coordinator
+        if coordinator is None:
+            return False  # not in a group (manual assignment): nobody to be fenced by
+        return bool(coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID)
+
+    async def current(self) -> bool:
+        """Whether this member may act on its partitions now (see the module docstring)."""
+        if self.consumer._coordinator is None:
+            return True
+        if self.lost():
+            return False
+        now = time.monotonic()
+        stale = now - self._checked > self.gap
+        self._checked = now
+        if not stale:
+            return True
+        ok = bool(await self.consumer._coordinator._do_heartbeat())
+        self._checked = time.monotonic()
+        if not ok:
+            log.warning("this member's group generation is no longer current: fenced")
+        return ok and not self.lost()
+
+    def rejoin(self) -> None:
+        """Ask for a rebalance: on assignment the partitions are restored afresh."""
+        coordinator = self.consumer._coordinator
+        if coordinator is not None:
+            coordinator.request_rejoin()
