@@ -236,6 +236,10 @@ def server_properties(
         # a group forms at once; Podium's crash tests use session timeouts down to 3 s
         "group.initial.rebalance.delay.ms": 0,
         "group.min.session.timeout.ms": 1000,
+        # a node killed -9 is fenced (and leaves every ISR) after this, and cannot register
+        # again before: 4 s instead of 9 s for failure tests (heartbeats every 0.5 s)
+        "broker.session.timeout.ms": 4000,
+        "broker.heartbeat.interval.ms": 500,
         # small threads and buffers: several nodes and the tests share two cores
         "num.network.threads": 2,
         "num.io.threads": 4,
@@ -324,6 +328,8 @@ class ApacheKafka:
             for i in range(nodes)
         ]
         self.voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in self.nodes)
+        #: how long the last `start` took, format to every node answering (a measured figure)
+        self.start_seconds = 0.0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -347,6 +353,7 @@ class ApacheKafka:
 
     def start(self, timeout: float = 120.0) -> ApacheKafka:
         """Format every node's storage, start them all, wait until each lists them all."""
+        began = time.monotonic()
         if not fetched(self.libs):
             raise ApacheKafkaError(unavailable() or f"no Apache Kafka jars in {self.libs}")
         (self.data_dir / "log4j2.properties").write_text(LOG4J2)
@@ -379,6 +386,7 @@ class ApacheKafka:
         except BaseException:
             self.stop()
             raise
+        self.start_seconds = time.monotonic() - began
         return self
 
     def _launch(self, node: Node) -> None:
@@ -482,7 +490,7 @@ class ApacheKafka:
 
 if __name__ == "__main__":  # `python -m podium.apache_kafka`: the fetch step of `make kafka-jars`
     try:
-        print(fetch())
+        print(f"podium: Apache Kafka {kafka_version()} jars in {fetch()}", file=sys.stderr)
     except ApacheKafkaError as exc:
         print(f"podium: Apache Kafka tests will skip: {exc}", file=sys.stderr)
         sys.exit(1)

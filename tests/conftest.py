@@ -1,7 +1,11 @@
 """Shared fixtures: a real Kafka-protocol broker for integration tests.
 
 `kafka` is session scoped and parametrised: the embedded tansu broker always,
-and testcontainers' Kafka (KRaft) when a Docker engine is reachable.
+Apache Kafka from its jars when java >= 17 and the fetched jars are here
+(`make kafka-jars`), and testcontainers' Kafka (KRaft) when a Docker engine is
+reachable. `kafka_cluster` is a three-node Apache Kafka cluster per test module
+(idle, its three JVMs still take ~12 % of a core), healed (every node running)
+before each test that uses it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from podium.apache_kafka import ApacheKafka, unavailable
 from podium.broker import EmbeddedBroker
 
 
@@ -26,7 +31,7 @@ def _docker_reachable() -> str | None:
     return None
 
 
-BROKERS = ["embedded"]
+BROKERS = ["embedded", "apache-kafka"]
 if os.environ.get("PODIUM_TEST_CONTAINERS", "auto") != "off":
     BROKERS.append("kafka-container")
 
@@ -38,6 +43,10 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
         with EmbeddedBroker() as broker:
             yield broker.bootstrap_servers
         return
+    if request.param == "apache-kafka":
+        with _apache_kafka(nodes=1) as broker:
+            yield broker.bootstrap_servers
+        return
     reason = _docker_reachable()
     if reason:
         pytest.skip(f"testcontainers Kafka: {reason}")
@@ -45,6 +54,32 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
 
     with KafkaContainer().with_kraft() as container:
         yield container.get_bootstrap_server()
+
+
+def _apache_kafka(nodes: int) -> ApacheKafka:
+    reason = unavailable()
+    if reason:
+        pytest.skip(f"Apache Kafka: {reason}")
+    return ApacheKafka(nodes)
+
+
+@pytest.fixture(scope="module")
+def _kafka_cluster() -> Iterator[ApacheKafka]:
+    with _apache_kafka(nodes=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kafka_cluster(_kafka_cluster: ApacheKafka) -> ApacheKafka:
+    """A three-node Apache Kafka cluster (RF 3, min.insync.replicas=2), every node running.
+
+    Tests may kill, stop and restart its nodes; a node left down is started again
+    on its log dir before the next test.
+    """
+    for index, node in enumerate(_kafka_cluster.nodes):
+        if not node.alive():
+            _kafka_cluster.start_node(index)
+    return _kafka_cluster
 
 
 @pytest.fixture
