@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -55,10 +55,20 @@ def make_consumer(
     return AIOKafkaConsumer(*topics, **options)
 
 
-async def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions: int) -> None:
+async def ensure_topics(
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int,
+    *,
+    replication_factor: int = 1,
+    configs: Mapping[str, str] | None = None,
+) -> None:
     """Create topics explicitly, all with one partition count (co-partitioning).
 
-    Topics that exist already are left as they are (tansu cannot add partitions).
+    `replication_factor` 3 suits a three-broker Kafka cluster; `configs` are topic
+    configs such as `{"cleanup.policy": "compact"}` for a changelog (Kafka applies
+    them; tansu accepts and ignores them). Topics that exist already are left as
+    they are (tansu cannot add partitions).
     """
     wanted = sorted(set(names))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
@@ -66,7 +76,12 @@ async def ensure_topics(bootstrap_servers: str, names: Iterable[str], partitions
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                topic_configs=dict(configs or {}),
+            )
             for name in wanted
             if name not in existing
         ]

@@ -59,7 +59,7 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
 def _apache_kafka(nodes: int) -> ApacheKafka:
     reason = unavailable()
     if reason:
-        pytest.skip(f"Apache Kafka: {reason}")
+        pytest.skip(reason)
     return ApacheKafka(nodes)
 
 

@@ -6,35 +6,26 @@ Start time and resident memory are printed (`pytest -s`) for benchmarks/README.m
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
-from podium.apache_kafka import ApacheKafka, metadata_brokers
-from podium.broker import HOST, api_versions_round_trip
-from podium.kafka import ContiguousReader, make_consumer, make_producer
+from podium.apache_kafka import ApacheKafka, metadata_brokers, unavailable
+from podium.broker import HOST, api_versions_round_trip, free_port
+from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 MB = 1024 * 1024
-
-
-async def create_topic(
-    bootstrap: str, name: str, partitions: int, replicas: int, **configs: str
-) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        topic = NewTopic(
-            name, num_partitions=partitions, replication_factor=replicas, topic_configs=configs
-        )
-        await admin.create_topics([topic])
-    finally:
-        await admin.close()
+UNAVAILABLE = unavailable()
+needs_apache_kafka = pytest.mark.skipif(UNAVAILABLE is not None, reason=str(UNAVAILABLE))
 
 
 async def describe(bootstrap: str, name: str) -> list[dict[str, Any]]:
@@ -89,6 +80,7 @@ async def read_all(bootstrap: str, topic: str, partitions: int) -> Read:
         await consumer.stop()
 
 
+@needs_apache_kafka
 async def test_a_broker_starts_answers_keeps_acked_records_across_kill_9_and_stops() -> None:
     started = time.monotonic()
     kafka = ApacheKafka()
@@ -97,7 +89,7 @@ async def test_a_broker_starts_answers_keeps_acked_records_across_kill_9_and_sto
         rss = kafka.rss_bytes()
         node = kafka.nodes[0]
         assert metadata_brokers(HOST, node.port) == 1
-        await create_topic(kafka.bootstrap_servers, "acked", partitions=1, replicas=1)
+        await ensure_topics(kafka.bootstrap_servers, ["acked"], partitions=1)
         await produce(kafka.bootstrap_servers, "acked", [(b"k", b"before the crash")])
 
         kafka.kill(0)  # kill -9: its log dir stays
@@ -121,12 +113,11 @@ async def test_a_compacted_topic_keeps_the_last_record_per_key(kafka: str, uniqu
     """Kafka really compacts (tansu accepts the config and ignores it), which leaves
     real gaps in the offsets: the gap-checking reader must get past them."""
     topic = f"{unique}.changelog"
-    await create_topic(
+    await ensure_topics(
         kafka,
-        topic,
+        [topic],
         partitions=1,
-        replicas=1,
-        **{
+        configs={
             "cleanup.policy": "compact",
             "segment.ms": "100",
             "min.cleanable.dirty.ratio": "0.01",
@@ -162,7 +153,7 @@ async def test_a_three_node_cluster_survives_kill_9_of_a_node_and_heals(
     cluster = kafka_cluster
     bootstrap = cluster.bootstrap_servers
     topic = f"{unique}.replicated"
-    await create_topic(bootstrap, topic, partitions=3, replicas=3)
+    await ensure_topics(bootstrap, [topic], partitions=3, replication_factor=3)
     for partition in await describe(bootstrap, topic):
         assert sorted(partition["replicas"]) == [1, 2, 3]
     await produce(bootstrap, topic, [(f"a{i}".encode(), b"a") for i in range(100)])
@@ -189,3 +180,40 @@ async def test_a_three_node_cluster_survives_kill_9_of_a_node_and_heals(
         f" RSS {cluster.rss_bytes() / MB:.0f} MB in all; node {leader} killed (-9),"
         f" back in every ISR {time.monotonic() - restarted:.1f} s after its restart"
     )
+
+
+@needs_apache_kafka
+def test_podium_broker_kind_kafka_serves_until_sigterm() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "podium", "broker", "--kind", "kafka", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        address = proc.stdout.readline().strip()  # printed once the broker answers
+        assert address == f"{HOST}:{port}"
+        assert "Apache Kafka" in proc.stderr.readline()
+        assert proc.stderr.readline().strip() == "podium: ready"
+        assert metadata_brokers(HOST, port) == 1
+        asyncio.run(ensure_topics(address, ["cli-check"], partitions=2))
+        described = asyncio.run(describe(address, "cli-check"))
+        assert sorted(p["partition"] for p in described) == [0, 1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert not api_versions_round_trip(HOST, port)
+
+
+def test_podium_broker_refuses_an_unknown_kind() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "podium", "broker", "--kind", "redpanda"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "podium: --kind must be tansu or kafka, not 'redpanda'"
