@@ -45,7 +45,6 @@ from events import (
     new_event,
     topics,
 )
-from podium import changelog
 from podium.cache import BoundedCache
 from podium.changelog import restore
 from podium.commits import AckedCommits
@@ -97,10 +96,6 @@ TRACKER = Role(
 )
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
-#: a workflow's full state, then its result (to answer a repeated trigger with), are kept
-#: for these long after its end
-RETENTION_S = changelog.RETENTION_S
-ENDED_RETENTION_S = changelog.ENDED_RETENTION_S
 #: the timer ids that evict a finished workflow's state, and then forget its id
 EVICT = "podium:evict"
 FORGET = "podium:forget"
@@ -387,7 +382,7 @@ class Conductor:
             )
 
     def _evict(self, partition: int, workflow_id: str, state: WorkflowState) -> None:
-        """Keep only the result of a workflow that ended RETENTION_S ago: memory stays flat."""
+        """Keep only the result of a workflow that ended `retention_s` ago: memory stays flat."""
         if state.status not in TERMINAL:
             return
         _, mode, _ = self._workflows.pop(workflow_id)
@@ -401,7 +396,9 @@ class Conductor:
     ) -> None:
         self._ended.put(workflow_id, EndedRecord(partition, mode, result))
         self._outbox.changed(workflow_id, partition)
-        heapq.heappush(self._timers, (ended_at + ENDED_RETENTION_S, workflow_id, FORGET))
+        heapq.heappush(
+            self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET)
+        )
 
     def _forget(self, workflow_id: str) -> None:
         """The id's retention has passed: a tombstone drops it from the changelog."""
@@ -424,7 +421,9 @@ class Conductor:
             return
         self._workflows[workflow_id] = (partition, mode, new_state)
         if new_state.status in TERMINAL and new_state.ended_at is not None:
-            heapq.heappush(self._timers, (new_state.ended_at + RETENTION_S, workflow_id, EVICT))
+            heapq.heappush(
+                self._timers, (new_state.ended_at + self.settings.retention_s, workflow_id, EVICT)
+            )
         self._outbox.changed(workflow_id, partition)
         if self.on_state is not None:
             self.on_state(new_state)
@@ -496,7 +495,7 @@ class Conductor:
                 self._held[workflow_id] = (partition, list(snapshot.held))
             if snapshot.ended is not None:
                 ended_at = _epoch(snapshot.ended.ended_at) or now
-                if now - ended_at < ENDED_RETENTION_S:
+                if now - ended_at < self.settings.ended_retention_s:
                     self._remember(partition, workflow_id, snapshot.mode, snapshot.ended, ended_at)
                 else:
                     self._outbox.delete(workflow_id, partition)
@@ -523,7 +522,7 @@ class Conductor:
         """Re-arm timers and re-issue in-flight commands of a restored workflow."""
         if state.status in TERMINAL:
             ended = state.ended_at if state.ended_at is not None else now
-            heapq.heappush(self._timers, (ended + RETENTION_S, workflow_id, EVICT))
+            heapq.heappush(self._timers, (ended + self.settings.retention_s, workflow_id, EVICT))
             recent = now - ended < REANNOUNCE_WINDOW_S
             if recent and mode in self.role.announces:
                 ended = finished_event(state, self.role.source, mode)
@@ -590,6 +589,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.conductor.revoke({tp.partition for tp in revoked if tp.topic == topics.TRIGGERS})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.conductor._reader.track(assigned)
-        await self.conductor.restore({tp.partition for tp in assigned})
+        async with self.conductor._reader.restoring(assigned):
+            await self.conductor.restore({tp.partition for tp in assigned})
         self.conductor.ready.set()

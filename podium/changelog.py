@@ -25,13 +25,6 @@ log = logging.getLogger("podium.changelog")
 
 T = TypeVar("T")
 
-#: how long a finished workflow's full state stays in memory (and the changelog) after its end
-RETENTION_S = 60.0
-#: how long a workflow id is remembered after its end, so that a trigger with that id does
-#: not start it again (durably: the changelog keeps a small "ended" record, tombstoned once
-#: this has passed; also bounded by a count per process)
-ENDED_RETENTION_S = 7 * 24 * 3600.0
-
 
 async def read_partitions(
     bootstrap_servers: str,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -137,8 +137,31 @@ class ContiguousReader:
         self.consumer = consumer
         self._next: dict[TopicPartition, int] = {}
         self._retries: dict[TopicPartition, int] = {}
+        #: partitions whose state is being rebuilt: nothing of theirs is handed out
+        self._held: set[TopicPartition] = set()
         #: how many gaps were re-fetched (a figure for the notes and benchmarks)
         self.gaps = 0
+
+    @contextlib.asynccontextmanager
+    async def restoring(self, partitions: set[TopicPartition]) -> AsyncIterator[None]:
+        """Hand out no record of newly assigned partitions until their state is rebuilt.
+
+        aiokafka starts fetching a new assignment before the rebalance listener returns,
+        so without this a record could be processed before the state it applies to (or
+        the ledger that says it already ran) is back.
+        """
+        self._held |= partitions
+        self.consumer.pause(*partitions)
+        try:
+            yield
+        finally:
+            self._held -= partitions
+            await self.track(partitions)
+            self.consumer.resume(*(partitions & self.consumer.assignment()))
+
+    def resume(self) -> None:
+        """Resume what backpressure paused, but not what is being restored."""
+        self.consumer.resume(*(set(self.consumer.paused()) - self._held))
 
     async def track(self, partitions: Iterable[TopicPartition]) -> None:
         """Start checking these partitions from the consumer's current position."""

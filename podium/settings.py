@@ -39,4 +39,9 @@ class Settings(BaseSettings):
     max_output_bytes: int = Field(256 * 1024, ge=1, le=1_000_000)
     #: how often a service may die running one command before it gives up on it
     max_deliveries: int = Field(3, ge=1, le=100)
+    #: seconds a finished workflow's full state stays in memory and the changelog
+    retention_s: float = Field(60.0, ge=0)
+    #: seconds a finished workflow's id (and, at the conductor and tracker, its result) is
+    #: remembered, so that a trigger with that id does not start it again (default 7 days)
+    ended_retention_s: float = Field(7 * 24 * 3600.0, ge=0)
     consumer: ConsumerSettings = ConsumerSettings()

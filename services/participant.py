@@ -15,9 +15,9 @@ on assignment, as the conductor does; retry timers live in it.
 After a crash the tail of its own outcome partitions (`services.deliveries`)
 says which restored attempts already ended (their outcome is taken, the handler
 does not run again) and which keep killing the service (run alone, then given
-up). A join with nothing left to do (`join.settled`) leaves memory RETENTION_S
+up). A join with nothing left to do (`join.settled`) leaves memory `retention_s`
 later; a small "ended" record stays in the changelog so the workflow id never
-starts again here, for ENDED_RETENTION_S.
+starts again here, for `ended_retention_s` (settings).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from events import (
     topics,
 )
 from podium.cache import BoundedCache
-from podium.changelog import ENDED_RETENTION_S, RETENTION_S, read_partitions, restore
+from podium.changelog import read_partitions, restore
 from podium.commits import AckedCommits
 from podium.kafka import (
     ContiguousReader,
@@ -173,7 +173,7 @@ class Participant:
         if len(self._running) >= self.settings.concurrency:
             self._consumer.pause(*self._consumer.assignment())
         elif self._consumer.paused():
-            self._consumer.resume(*self._consumer.paused())
+            self._reader.resume()
 
     def _poll_timeout_ms(self) -> int:
         if not self._timers:
@@ -270,7 +270,9 @@ class Participant:
     def _remember(self, partition: int, workflow_id: str, ended_at: float) -> None:
         self._ended.put(workflow_id, (partition, ended_at))
         self._outbox.changed(workflow_id, partition)
-        heapq.heappush(self._timers, (ended_at + ENDED_RETENTION_S, workflow_id, FORGET, False))
+        heapq.heappush(
+            self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET, False)
+        )
 
     # -- actions --------------------------------------------------------------------
 
@@ -279,7 +281,9 @@ class Participant:
         definition = self.catalog.get(join.name, join.version)
         if join.workflow_id not in self._evicting and rules.settled(definition, join):
             self._evicting.add(join.workflow_id)
-            heapq.heappush(self._timers, (now + RETENTION_S, join.workflow_id, EVICT, False))
+            heapq.heappush(
+                self._timers, (now + self.settings.retention_s, join.workflow_id, EVICT, False)
+            )
         for action in actions:
             if isinstance(action, Run):
                 task = asyncio.create_task(self._run(partition, definition, join, action))
@@ -430,7 +434,7 @@ class Participant:
                 self._joins[workflow_id] = (partition, entry)
                 continue
             del restored[workflow_id]
-            if now - entry < ENDED_RETENTION_S:
+            if now - entry < self.settings.ended_retention_s:
                 self._remember(partition, workflow_id, entry)
             else:
                 self._outbox.delete(workflow_id, partition)
@@ -528,6 +532,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.participant.revoke({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.participant._reader.track(assigned)
-        await self.participant.restore({tp.partition for tp in assigned})
+        async with self.participant._reader.restoring(assigned):
+            await self.participant.restore({tp.partition for tp in assigned})
         self.participant.ready.set()

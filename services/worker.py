@@ -144,7 +144,7 @@ class Worker:
                 consumer.pause(*consumer.assignment())
                 await self._reader.getmany(timeout_ms=100)  # keeps the poll interval alive
                 continue
-            consumer.resume(*consumer.paused())
+            self._reader.resume()
             batch = await self._reader.getmany(timeout_ms=100, max_records=free)
             jobs: list[_Job] = []
             for tp, records in batch.items():
@@ -355,8 +355,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker._reader.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.worker.load(assigned)
-        await self.worker._reader.track(assigned)
+        async with self.worker._reader.restoring(assigned):
+            await self.worker.load(assigned)
         log.info("service %s assigned %d partition(s)", self.worker.service.name, len(assigned))
         self.worker.ready.set()
 

@@ -29,6 +29,8 @@ def _record(ctx) -> None:  # type: ignore[no-untyped-def]
 @steps.task("test.step")
 async def step(input: dict, ctx) -> dict:  # type: ignore[no-untyped-def]
     _record(ctx)
+    if input.get("exit"):  # a command that kills its service (process tests only)
+        os._exit(1)
     if input.get("sleep_first") and ctx.attempt == 1:
         await asyncio.sleep(input["sleep_first"])
     if input.get("sleep"):

@@ -1,5 +1,5 @@
 """A finished workflow's state leaves the conductor's memory and changelog after its retention;
-its result stays (see ENDED_RETENTION_S)."""
+its result stays (`ended_retention_s`)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,9 @@ from workflow.loader import load_definitions
 pytestmark = pytest.mark.integration
 
 
-async def test_finished_workflows_are_evicted_and_tombstoned(
-    kafka: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_finished_workflows_are_evicted_and_tombstoned(kafka: str) -> None:
     # no retention: the eviction is due in the very batch that ends the workflow
-    monkeypatch.setattr(conductor_module, "RETENTION_S", 0.0)
-    settings = Settings(bootstrap_servers=kafka)
+    settings = Settings(bootstrap_servers=kafka, retention_s=0)
     catalog = Catalog(load_definitions(FLOWS))
     await prepare_topics(kafka, settings, catalog.task_types)
     conductor = Conductor(catalog, kafka, settings)

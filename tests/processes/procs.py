@@ -13,6 +13,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def podium(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run one `podium ...` command to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "podium", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
 class Proc:
     """A `podium ...` process; `wait_ready` blocks until it says it is ready."""
 

@@ -11,23 +11,11 @@ import orjson
 import pytest
 
 from podium.broker import EmbeddedBroker
-from tests.processes.procs import ROOT, Proc
+from tests.processes.procs import ROOT, Proc, podium
 
 pytestmark = pytest.mark.integration
 
 ORDER = ["examples/order/order.yaml", "--services", "examples.order.shop:services"]
-
-
-def podium(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "podium", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_run_json_prints_exactly_one_result_object() -> None:
