@@ -8,11 +8,14 @@ import asyncio
 import pytest
 
 import conductor.conductor as conductor_module
+import services.participant as participant_module
 from conductor.conductor import Conductor
 from events import topics
 from podium.changelog import restore
 from podium.client import Client, prepare_topics
+from podium.oneshot import build_parts
 from podium.settings import Settings
+from services.participant import Participant
 from services.worker import Worker
 from tests.e2e import services as test_services
 from tests.e2e.conftest import FLOWS
@@ -48,3 +51,43 @@ async def test_finished_workflows_are_evicted_and_tombstoned(kafka: str) -> None
     _, last = snapshots[workflow_id]
     assert last.state is None and last.ended is not None
     assert (last.ended.state, last.ended.output) == ("Succeeded", result.output)
+
+
+async def test_choreography_services_forget_settled_workflows(kafka: str) -> None:
+    """A participant evicts a join once nothing is left for it to do; a small "ended"
+    record keeps the id from starting again, so memory and restores stay flat."""
+    settings = Settings(bootstrap_servers=kafka, retention_s=0)
+    catalog = Catalog(load_definitions(FLOWS))
+    await prepare_topics(kafka, settings, catalog.task_types)
+    parts = build_parts(catalog, test_services.services, kafka, settings, "choreography")
+    participants = [p for p in parts if isinstance(p, Participant)]
+    tasks = [asyncio.create_task(p.run()) for p in parts]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in parts)), 60)
+        async with Client(kafka, settings) as client:
+            chain, saga = catalog.get("chain"), catalog.get("saga")
+            ids = [
+                await client.trigger(chain, {"sleep": 0}, mode="choreography") for _ in range(20)
+            ]
+            ids += [await client.trigger(saga, {}, mode="choreography") for _ in range(5)]
+            results = await asyncio.wait_for(asyncio.gather(*map(client.expect, ids)), 60)
+            assert [r.state for r in results] == ["Succeeded"] * 20 + ["Compensated"] * 5
+            deadline = asyncio.get_running_loop().time() + 20
+            while any(p._joins.keys() & set(ids) for p in participants):
+                assert asyncio.get_running_loop().time() < deadline, "joins never evicted"
+                await asyncio.sleep(0.05)  # polls the participants' memory
+            runs = len(test_services.CALLS)
+            await client.trigger(saga, {}, workflow_id=ids[-1], mode="choreography")
+            again = await asyncio.wait_for(client.expect(ids[-1]), 20)  # the tracker answers
+            assert again.state == "Compensated"
+    finally:
+        for part in parts:
+            part.stop()
+        await asyncio.gather(*tasks)
+    assert len(test_services.CALLS) == runs  # the repeated trigger ran nothing
+    for participant in participants:
+        restored = await restore(
+            kafka, participant.changelog, set(range(settings.partitions)), participant_module._parse
+        )
+        # what a restart would load of these workflows: end times, no joins
+        assert {type(restored[i][1]) for i in ids if i in restored} <= {float}
