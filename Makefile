@@ -22,10 +22,19 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/python -m podium.demo
 
+# mypy and import-linter cannot follow setuptools' editable-install finder, so they
+# read a link tree shaped like the installed package (podium/events -> events/, ...)
+TYPECHECK := .typecheck
+MAPPED := events workflow conductor services
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy events $(wildcard workflow)
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/podium
+	ln -s $(addprefix $(CURDIR)/,$(wildcard podium/*)) $(TYPECHECK)/podium/
+	$(foreach m,$(MAPPED),ln -s $(CURDIR)/$(m) $(TYPECHECK)/podium/$(m);)
+	cd $(TYPECHECK) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p podium
 
 test: lint kafka-jars
 	$(BIN)/pytest

@@ -30,9 +30,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflow.definition import Definition  # noqa: E402
-from workflow.loader import parse_definition  # noqa: E402
-from workflow.machine import Started, TaskSucceeded, WorkflowState, decide  # noqa: E402
+from podium.workflow.definition import Definition  # noqa: E402
+from podium.workflow.loader import parse_definition  # noqa: E402
+from podium.workflow.machine import Started, TaskSucceeded, WorkflowState, decide  # noqa: E402
 
 
 def chain(n: int) -> Definition:

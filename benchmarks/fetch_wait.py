@@ -36,8 +36,8 @@ from floor import cpu_seconds
 from harness import RESULTS_DIR, machine, percentile, table
 
 from podium.broker import EmbeddedBroker
-from podium.kafka import ensure_topics, make_consumer, make_producer
-from podium.settings import ConsumerSettings, Settings
+from podium.runtime.kafka import ensure_topics, make_consumer, make_producer
+from podium.runtime.settings import ConsumerSettings, Settings
 
 SCRIPT = str(Path(__file__).resolve())
 PASSES = (("random", 0), ("aligned", 0), ("random", 5))  # (phase, neighbours)

@@ -30,8 +30,8 @@ import orjson
 from aiokafka import TopicPartition
 from harness import STEPS, closed_loop, percentile, sequential_latencies
 
-from podium.kafka import ensure_topics, make_consumer, make_producer
-from podium.settings import ConsumerSettings, Settings
+from podium.runtime.kafka import ensure_topics, make_consumer, make_producer
+from podium.runtime.settings import ConsumerSettings, Settings
 
 #: the partition count of every topic, as for Podium (PODIUM_PARTITIONS, default 8)
 PARTITIONS = Settings().partitions

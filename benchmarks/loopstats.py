@@ -59,9 +59,9 @@ def _patch(cls: type, method: str, name: Callable[[Any], str], records: bool = F
 
 
 def install() -> None:
-    from conductor.conductor import Conductor
-    from services.participant import Participant
-    from services.worker import Worker
+    from podium.conductor.conductor import Conductor
+    from podium.services.participant import Participant
+    from podium.services.worker import Worker
 
     _patch(AIOKafkaConsumer, "getmany", _group("getmany"), records=True)
     _patch(AIOKafkaConsumer, "commit", _group("commit"))

@@ -57,12 +57,12 @@ from typing import Any
 import orjson
 from floor import cpu_seconds
 from harness import closed_loop, percentile, sequential_latencies
+from podium.events import topics
+from podium.workflow.loader import load_definition
 
-from events import topics
-from podium.changelog import read_partitions
 from podium.client import Client, prepare_topics
-from podium.settings import Settings
-from workflow.loader import load_definition
+from podium.runtime.changelog import read_partitions
+from podium.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPSTATS = ROOT / "benchmarks" / "loopstats.py"

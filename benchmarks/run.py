@@ -21,7 +21,7 @@ import orchestration
 from harness import RESULTS_DIR, Result, SystemFactory, measure, print_results, write_results
 
 from podium.broker import bootstrap_or_embedded
-from podium.settings import Settings
+from podium.runtime.settings import Settings
 
 # name -> factory(bootstrap) -> async context manager yielding a ready harness.Chain
 SYSTEMS: dict[str, SystemFactory] = {

@@ -31,9 +31,8 @@ import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-
-from conductor.wire import command_event, core_outcome, finished_event, started_event
-from events import (
+from podium.conductor.wire import command_event, core_outcome, finished_event, started_event
+from podium.events import (
     PAYLOADS,
     CloudEvent,
     TaskFailed,
@@ -45,17 +44,18 @@ from events import (
     new_event,
     topics,
 )
-from podium.cache import BoundedCache
-from podium.changelog import restore
-from podium.commits import AckedCommits
-from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
-from podium.membership import Membership
-from podium.outbox import Outbox, end_batch, handle, seal_and_drain
-from podium.settings import Settings
-from workflow import machine
-from workflow.catalog import Catalog, UnknownWorkflow
-from workflow.machine import WorkflowState
-from workflow.states import TERMINAL
+from podium.workflow import machine
+from podium.workflow.catalog import Catalog, UnknownWorkflow
+from podium.workflow.machine import WorkflowState
+from podium.workflow.states import TERMINAL
+
+from podium.runtime.cache import BoundedCache
+from podium.runtime.changelog import restore
+from podium.runtime.commits import AckedCommits
+from podium.runtime.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.runtime.membership import Membership
+from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
+from podium.runtime.settings import Settings
 
 log = logging.getLogger("podium.conductor")
 
@@ -525,8 +525,7 @@ class Conductor:
             heapq.heappush(self._timers, (ended + self.settings.retention_s, workflow_id, EVICT))
             recent = now - ended < REANNOUNCE_WINDOW_S
             if recent and mode in self.role.announces:
-                ended = finished_event(state, self.role.source, mode)
-                self._outbox.emit(topics.WORKFLOWS, partition, encode(ended))
+                self._announce(partition, finished_event(state, self.role.source, mode))
             return
         for timer_id, timer in state.timers.items():
             if self.role.executes or timer.purpose == "workflow_timeout":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from events import (
+from podium.events import (
     CloudEvent,
     ErrorInfo,
     TaskCommand,
@@ -23,9 +23,9 @@ from events import (
     WorkflowTriggered,
     new_event,
 )
-from workflow import machine
-from workflow.machine import WorkflowState
-from workflow.states import WorkflowStatus
+from podium.workflow import machine
+from podium.workflow.machine import WorkflowState
+from podium.workflow.states import WorkflowStatus
 
 
 def command_event(state: WorkflowState, command: machine.RunTask, source: str) -> CloudEvent:

@@ -5,10 +5,10 @@ else. Nothing in this package does I/O: it turns Kafka records into typed events
 and back (CloudEvents 1.0, Kafka binary binding) and names every topic once.
 """
 
-from events import topics
-from events.codec import DecodeError, KafkaRecord, RawRecord, dead_letter, decode, encode
-from events.envelope import CloudEvent, new_event
-from events.payloads import (
+from podium.events import topics
+from podium.events.codec import DecodeError, KafkaRecord, RawRecord, dead_letter, decode, encode
+from podium.events.envelope import CloudEvent, new_event
+from podium.events.payloads import (
     PAYLOADS,
     ErrorInfo,
     TaskCommand,

@@ -14,11 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from podium.events import topics
+from podium.events.envelope import JSON, SPEC_VERSION, CloudEvent
+from podium.events.payloads import PAYLOADS
 from pydantic import ValidationError
-
-from events import topics
-from events.envelope import JSON, SPEC_VERSION, CloudEvent
-from events.payloads import PAYLOADS
 
 Headers = list[tuple[str, bytes]]
 

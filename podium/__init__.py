@@ -1,9 +1,11 @@
 """Podium: multi-step workflows over Kafka, orchestrated or choreographed.
 
-The public API is re-exported lazily (PEP 562) so that `import podium.kafka`
-from a runtime does not drag in every block, and import arrows stay one-way:
-the blocks (`conductor`, `services`) use `podium.settings`/`podium.kafka`; only
-this facade and the CLI look back at the blocks.
+Everything installs under this one package: the repository's folders are
+mapped into it (`podium.events` from `events/`, `podium.workflow` from
+`workflow/`, `podium.conductor` from `conductor/`, `podium.services` from
+`services/`; see pyproject.toml). The public API is re-exported lazily (PEP 562)
+so that `import podium.runtime.kafka` does not drag in every block, and import
+arrows stay one-way (the layers are checked by import-linter).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 __all__ = ["Task", "TaskError", "TaskService", "Workflow"]
 
 _EXPORTS = {
-    "TaskService": "services.service",
-    "TaskError": "services.errors",
-    "Workflow": "workflow.builder",
-    "Task": "workflow.builder",
+    "TaskService": "podium.services.service",
+    "TaskError": "podium.services.errors",
+    "Workflow": "podium.workflow.builder",
+    "Task": "podium.workflow.builder",
 }
 
 

@@ -20,7 +20,7 @@ import orjson
 import typer
 
 from podium.broker import EmbeddedBroker, bootstrap_or_embedded
-from podium.settings import Settings
+from podium.runtime.settings import Settings
 
 app = typer.Typer(
     name="podium",
@@ -166,9 +166,9 @@ def _json_input(text: str) -> dict[str, Any]:
 
 
 def _catalog(settings: Settings) -> Any:
-    from workflow.catalog import Catalog
-    from workflow.loader import load_definitions
-    from workflow.validation import DefinitionError
+    from podium.workflow.catalog import Catalog
+    from podium.workflow.loader import load_definitions
+    from podium.workflow.validation import DefinitionError
 
     if settings.definitions is None:
         raise _fail("no definitions: pass --definitions PATH or set PODIUM_DEFINITIONS")
@@ -195,7 +195,7 @@ def validate(
     files: list[Path] = typer.Argument(..., help="Definition files (YAML or JSON)."),
 ) -> None:
     """Check workflow definitions; report every problem, each naming file and task."""
-    from workflow.loader import summary, validate_files
+    from podium.workflow.loader import summary, validate_files
 
     definitions, problems = validate_files(files)
     for problem in problems:
@@ -228,13 +228,13 @@ def service(
     except LoadError as exc:
         raise _fail(str(exc)) from None
     if settings.mode == "choreography":
-        from services.participant import Participant
+        from podium.services.participant import Participant
 
         catalog = _catalog(settings)
         with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
             _run(_serve(lambda: [Participant(s, catalog, bootstrap, settings) for s in loaded]))
         return
-    from services.worker import Worker
+    from podium.services.worker import Worker
 
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         _run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded]))
@@ -246,7 +246,7 @@ def tracker(
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
     """Run the tracker: watch workflows of both modes, announce choreographed ones' ends."""
-    from conductor.conductor import TRACKER
+    from podium.conductor.conductor import TRACKER
 
     _run_state_machine(TRACKER, definitions, bootstrap_servers)
 
@@ -257,14 +257,14 @@ def conductor(
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
     """Run a conductor: drive orchestrated workflows from triggers and outcomes."""
-    from conductor.conductor import CONDUCTOR
+    from podium.conductor.conductor import CONDUCTOR
 
     _run_state_machine(CONDUCTOR, definitions, bootstrap_servers)
 
 
 def _run_state_machine(role: Any, definitions: Path | None, bootstrap_servers: str | None) -> None:
     """The conductor and the tracker: one process hosting the state machine in `role`."""
-    from conductor.conductor import Conductor
+    from podium.conductor.conductor import Conductor
 
     configure_logging()
     settings = _settings(bootstrap_servers, definitions)
@@ -309,7 +309,7 @@ def trigger(
 ) -> None:
     """Publish a trigger event (input validated first) and print the workflow id."""
     from podium.client import Client, InputRejected, prepare_topics, result_json
-    from workflow.catalog import UnknownWorkflow
+    from podium.workflow.catalog import UnknownWorkflow
 
     configure_logging()
     settings = _settings(bootstrap_servers, definitions, mode)
@@ -372,8 +372,8 @@ def run(
     from podium.live import LiveView
     from podium.loading import LoadError, load_services
     from podium.oneshot import run_once
-    from workflow.loader import load_definition
-    from workflow.validation import DefinitionError
+    from podium.workflow.loader import load_definition
+    from podium.workflow.validation import DefinitionError
 
     configure_logging()
     settings = _settings(bootstrap_servers, mode=mode)

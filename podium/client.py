@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from events import (
+from podium.events import (
     DecodeError,
     WorkflowCompleted,
     WorkflowFailed,
@@ -26,7 +26,7 @@ from events import (
     new_event,
     topics,
 )
-from podium.kafka import (
+from podium.runtime.kafka import (
     ContiguousReader,
     ensure_topics,
     make_consumer,
@@ -34,8 +34,8 @@ from podium.kafka import (
     raw_record,
     send,
 )
-from podium.settings import Settings
-from workflow.definition import Definition
+from podium.runtime.settings import Settings
+from podium.workflow.definition import Definition
 
 log = logging.getLogger("podium.client")
 

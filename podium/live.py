@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from workflow.definition import Definition
-from workflow.machine import WorkflowState
+from podium.workflow.definition import Definition
+from podium.workflow.machine import WorkflowState
 
 _STYLE = {
     "Pending": "dim",

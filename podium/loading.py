@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-from services.service import TaskService
+from podium.services.service import TaskService
 
 
 class LoadError(ValueError):

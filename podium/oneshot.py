@@ -6,18 +6,19 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from conductor.conductor import TRACKER, Conductor
 from podium.client import Client, Ended, prepare_topics
-from podium.settings import Settings
-from services.participant import Participant
-from services.service import TaskService
-from services.worker import Worker
-from workflow.catalog import Catalog
-from workflow.definition import Definition
-from workflow.machine import WorkflowState
+from podium.conductor.conductor import TRACKER, Conductor
+from podium.runtime.component import Component
+from podium.runtime.settings import Settings
+from podium.services.participant import Participant
+from podium.services.service import TaskService
+from podium.services.worker import Worker
+from podium.workflow.catalog import Catalog
+from podium.workflow.definition import Definition
+from podium.workflow.machine import WorkflowState
 
 log = logging.getLogger("podium.run")
 
@@ -63,7 +64,7 @@ def build_parts(
     mode: str,
     on_state: OnState | None = None,
     only: str | None = None,
-) -> list[Any]:
+) -> list[Component]:
     """The components of one deployment in `mode`, not yet started.
 
     Orchestration: a worker per service and the conductor. Choreography: a
@@ -84,7 +85,7 @@ def build_parts(
 
 
 @contextlib.asynccontextmanager
-async def _running(parts: list[Any]):  # type: ignore[no-untyped-def]
+async def _running(parts: list[Component]) -> AsyncIterator[list[asyncio.Task[None]]]:
     tasks = [asyncio.create_task(part.run()) for part in parts]
     try:
         yield tasks
@@ -102,9 +103,8 @@ async def _unless_crashed(
     awaited: asyncio.Future[Ended], tasks: list[asyncio.Task[None]], timeout: float | None
 ) -> Ended:
     """Await `awaited`, but raise at once if a component stops first."""
-    done, _ = await asyncio.wait(
-        [awaited, *tasks], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-    )
+    waited: list[asyncio.Future[Any]] = [awaited, *tasks]
+    done, _ = await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if awaited in done:
         return awaited.result()
     for task in done:
@@ -113,7 +113,7 @@ async def _unless_crashed(
     raise TimeoutError
 
 
-async def _all_ready(parts: list[Any], tasks: list[asyncio.Task[None]]) -> None:
+async def _all_ready(parts: list[Component], tasks: list[asyncio.Task[None]]) -> None:
     """Wait until every part has its partitions; fail fast if one of them crashed."""
     ready = [asyncio.create_task(part.ready.wait()) for part in parts]
     pending: set[asyncio.Future[Any]] = {*ready, *tasks}

@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from events import TaskFailed, TaskStarted, TaskSucceeded
-from podium.cache import BoundedCache
+from podium.events import TaskFailed, TaskStarted, TaskSucceeded
+
+from podium.runtime.cache import BoundedCache
 
 Outcome = TaskSucceeded | TaskFailed
 

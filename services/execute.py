@@ -12,11 +12,10 @@ from concurrent.futures import Executor
 from typing import Any
 
 import orjson
+from podium.events import ErrorInfo, TaskCommand, TaskFailed, TaskStarted, TaskSucceeded
+from podium.services.errors import TaskError
+from podium.services.service import Context, Registration
 from pydantic import BaseModel, ValidationError
-
-from events import ErrorInfo, TaskCommand, TaskFailed, TaskStarted, TaskSucceeded
-from services.errors import TaskError
-from services.service import Context, Registration
 
 log = logging.getLogger("podium.service")
 

@@ -18,9 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from workflow.choreography import (
+from podium.workflow.choreography import (
     Abort,
     Fail,
     Ready,
@@ -29,9 +27,10 @@ from workflow.choreography import (
     readiness,
     render_compensation_input,
 )
-from workflow.definition import Definition, RetryPolicy
-from workflow.expressions import ExpressionError
-from workflow.states import TaskStatus as S
+from podium.workflow.definition import Definition, RetryPolicy
+from podium.workflow.expressions import ExpressionError
+from podium.workflow.states import TaskStatus as S
+from pydantic import BaseModel, Field
 
 
 class Mine(BaseModel):
@@ -239,7 +238,8 @@ def advance(definition: Definition, join: Join) -> list[Action]:
                     action = _evaluate(definition, join, task_id, mine)
                     if action is not None:
                         actions.append(action)
-                        progressed = progressed or mine.status != S.RUNNING
+                        # a skip or a failure resolves the task at once: look again
+                        progressed = progressed or not isinstance(action, Run)
         if join.failed and definition.on_failure == "compensate":
             actions += _compensate(definition, join)
     return actions

@@ -37,8 +37,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
-
-from events import (
+from podium.events import (
     CloudEvent,
     DecodeError,
     ErrorInfo,
@@ -53,10 +52,20 @@ from events import (
     new_event,
     topics,
 )
-from podium.cache import BoundedCache
-from podium.changelog import read_partitions, restore
-from podium.commits import AckedCommits
-from podium.kafka import (
+from podium.services import join as rules
+from podium.services.deliveries import WINDOW, Ledger
+from podium.services.execute import execute, failure, started
+from podium.services.join import Join, Report, Retry, Run
+from podium.services.service import TaskService
+from podium.workflow import machine
+from podium.workflow.catalog import Catalog, UnknownWorkflow
+from podium.workflow.definition import Definition
+from podium.workflow.states import TaskStatus as S
+
+from podium.runtime.cache import BoundedCache
+from podium.runtime.changelog import read_partitions, restore
+from podium.runtime.commits import AckedCommits
+from podium.runtime.kafka import (
     ContiguousReader,
     ensure_topics,
     make_consumer,
@@ -64,18 +73,9 @@ from podium.kafka import (
     raw_record,
     send,
 )
-from podium.membership import Membership
-from podium.outbox import Outbox, end_batch, handle, seal_and_drain
-from podium.settings import Settings
-from services import join as rules
-from services.deliveries import WINDOW, Ledger
-from services.execute import execute, failure, started
-from services.join import Join, Report, Retry, Run
-from services.service import TaskService
-from workflow import machine
-from workflow.catalog import Catalog, UnknownWorkflow
-from workflow.definition import Definition
-from workflow.states import TaskStatus as S
+from podium.runtime.membership import Membership
+from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
+from podium.runtime.settings import Settings
 
 log = logging.getLogger("podium.choreography")
 
@@ -303,6 +303,7 @@ class Participant:
         command = _command(definition, join, run)
         topic = topics.outcomes(command.task_type)
         verdict = self._ledger.verdict(command.command_id)
+        outcome: TaskSucceeded | TaskFailed | None
         if verdict.outcome is not None:
             outcome = verdict.outcome  # published before a crash: taken, not run again
         elif verdict.action == "give_up":

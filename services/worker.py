@@ -32,8 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
-
-from events import (
+from podium.events import (
     CloudEvent,
     DecodeError,
     TaskCommand,
@@ -48,9 +47,14 @@ from events import (
     new_event,
     topics,
 )
-from podium.cache import BoundedCache
-from podium.changelog import read_partitions
-from podium.kafka import (
+from podium.services.deliveries import WINDOW, Ledger
+from podium.services.execute import execute, failure, started
+from podium.services.offsets import OffsetTracker
+from podium.services.service import TaskService
+
+from podium.runtime.cache import BoundedCache
+from podium.runtime.changelog import read_partitions
+from podium.runtime.kafka import (
     ContiguousReader,
     ensure_topics,
     make_consumer,
@@ -58,11 +62,7 @@ from podium.kafka import (
     raw_record,
     send,
 )
-from podium.settings import Settings
-from services.deliveries import WINDOW, Ledger
-from services.execute import execute, failure, started
-from services.offsets import OffsetTracker
-from services.service import TaskService
+from podium.runtime.settings import Settings
 
 log = logging.getLogger("podium.service")
 

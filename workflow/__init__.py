@@ -26,10 +26,10 @@ Importing this package imports only the definition layer; import ``machine``,
 ``loader`` or ``choreography`` for the rest.
 """
 
-from .definition import Compensation, Definition, RetryPolicy, TaskSpec
-from .durations import parse_duration
-from .states import TaskStatus, WorkflowStatus
-from .validation import DefinitionError, Problem
+from podium.workflow.definition import Compensation, Definition, RetryPolicy, TaskSpec
+from podium.workflow.durations import parse_duration
+from podium.workflow.states import TaskStatus, WorkflowStatus
+from podium.workflow.validation import DefinitionError, Problem
 
 __all__ = [
     "Compensation",

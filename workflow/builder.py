@@ -1,6 +1,6 @@
 """Build a ``Definition`` in Python; it is the same object the YAML loader produces.
 
-    from workflow.builder import Workflow, Task
+    from podium.workflow.builder import Workflow, Task
 
     order = Workflow("order", on_failure="compensate", timeout="60s").task(
         Task("reserve", "inventory.reserve", input={"sku": "${ workflow.input.sku }"},
@@ -19,10 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from podium.workflow.definition import Compensation, Definition, RetryPolicy
+from podium.workflow.loader import parse_definition
 from pydantic import BaseModel
-
-from .definition import Compensation, Definition, RetryPolicy
-from .loader import parse_definition
 
 __all__ = ["Task", "Workflow"]
 

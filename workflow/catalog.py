@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from workflow.definition import Definition
+from podium.workflow.definition import Definition
 
 
 class UnknownWorkflow(LookupError):

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .definition import CompiledTask, Definition
-from .expressions import ExpressionError, Outcome, build_activation
-from .states import RESOLVED, TaskStatus
+from podium.workflow.definition import CompiledTask, Definition
+from podium.workflow.expressions import ExpressionError, Outcome, build_activation
+from podium.workflow.states import RESOLVED, TaskStatus
 
 __all__ = [
     "WAIT",

@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import jsonschema
+from podium.workflow.durations import parse_duration
+from podium.workflow.expressions import Expression, Template, compile_expression, compile_template
+from podium.workflow.validation import (
+    Issue,
+    backoff_message,
+    graph_issues,
+    strip_template,
+    upstream_sets,
+)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,10 +36,6 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-
-from .durations import parse_duration
-from .expressions import Expression, Template, compile_expression, compile_template
-from .validation import Issue, backoff_message, graph_issues, strip_template, upstream_sets
 
 __all__ = [
     "SKIP_GRAPH_CHECKS",

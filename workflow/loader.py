@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from podium.workflow.definition import SKIP_GRAPH_CHECKS, Definition, schema_issues
+from podium.workflow.validation import DefinitionError, Issue, Loc, Problem, graph_issues
 from pydantic import ValidationError
-
-from .definition import SKIP_GRAPH_CHECKS, Definition, schema_issues
-from .validation import DefinitionError, Issue, Loc, Problem, graph_issues
 
 __all__ = [
     "SUFFIXES",

@@ -56,9 +56,7 @@ from collections.abc import Callable, Iterator, Mapping
 from heapq import heappop, heappush
 from typing import Annotated, Any, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-
-from .choreography import (
+from podium.workflow.choreography import (
     Abort,
     Fail,
     Ready,
@@ -69,9 +67,10 @@ from .choreography import (
     render_output,
     task_readiness,
 )
-from .definition import Compensation, Definition, TaskSpec
-from .expressions import ExpressionError, Outcome
-from .states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
+from podium.workflow.definition import Compensation, Definition, TaskSpec
+from podium.workflow.expressions import ExpressionError, Outcome
+from podium.workflow.states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "TERMINAL",

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .durations import format_duration, parse_duration
-from .expressions import ExpressionError, compile_expression, iter_expression_sources
+from podium.workflow.durations import format_duration, parse_duration
+from podium.workflow.expressions import ExpressionError, compile_expression, iter_expression_sources
 
 Severity = Literal["error", "warning"]
 Loc = tuple[str | int, ...]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.definition import Definition
-from workflow.loader import parse_definition
-from workflow.machine import (
+from podium.workflow.definition import Definition
+from podium.workflow.loader import parse_definition
+from podium.workflow.machine import (
     CancelRequested,
     Command,
     Event,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflow.choreography import (
+from podium.workflow.choreography import (
     WAIT,
     Abort,
     Fail,

@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
-from workflow.builder import Task, Workflow
-from workflow.definition import Compensation, Definition, RetryPolicy
-from workflow.durations import format_duration, parse_duration
-from workflow.loader import (
+from podium.workflow.builder import Task, Workflow
+from podium.workflow.definition import Compensation, Definition, RetryPolicy
+from podium.workflow.durations import format_duration, parse_duration
+from podium.workflow.loader import (
     DefinitionError,
     Problem,
     load_definition,
@@ -20,6 +18,7 @@ from workflow.loader import (
     summary,
     validate_files,
 )
+from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from workflow.expressions import (
+from podium.workflow.expressions import (
     ExpressionError,
     build_activation,
     compile_expression,

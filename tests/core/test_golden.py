@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from workflow.loader import load_definition
-from workflow.machine import WorkflowState, command_adapter, decide, event_adapter
+from podium.workflow.loader import load_definition
+from podium.workflow.machine import WorkflowState, command_adapter, decide, event_adapter
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = sorted((ROOT / "tests" / "golden").glob("*.json"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from workflow import machine
-from workflow.machine import (
+from podium.workflow import machine
+from podium.workflow.machine import (
     TERMINAL,
     CancelRequested,
     Event,

@@ -14,10 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_note
 from hypothesis import strategies as st
-
-from workflow.choreography import compensation_order
-from workflow.definition import Definition
-from workflow.machine import (
+from podium.workflow.choreography import compensation_order
+from podium.workflow.definition import Definition
+from podium.workflow.machine import (
     TERMINAL,
     CancelRequested,
     Command,
@@ -34,7 +33,7 @@ from workflow.machine import (
     WorkflowStatus,
     decide,
 )
-from workflow.states import RESOLVED
+from podium.workflow.states import RESOLVED
 
 from .helpers import definition
 

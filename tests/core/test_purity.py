@@ -62,7 +62,7 @@ def test_core_module_imports_nothing_forbidden(path: Path) -> None:
 
 def test_importing_the_core_loads_no_kafka_client() -> None:
     code = (
-        "import sys, workflow, workflow.machine, workflow.loader, workflow.builder, workflow.choreography\n"
+        "import sys, podium.workflow.machine, podium.workflow.loader, podium.workflow.builder\n"
         "bad = {'aiokafka', 'faust', 'kafka', 'confluent_kafka'} & {m.split('.')[0] for m in sys.modules}\n"
         "assert not bad, bad\n"
     )

@@ -12,11 +12,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from workflow.choreography import WAIT, Abort, Fail, Ready, Skip, readiness, render_output
-from workflow.definition import Definition
-from workflow.expressions import Outcome
-from workflow.machine import (
+from podium.workflow.choreography import WAIT, Abort, Fail, Ready, Skip, readiness, render_output
+from podium.workflow.definition import Definition
+from podium.workflow.expressions import Outcome
+from podium.workflow.machine import (
     Event,
     Started,
     TaskFailed,

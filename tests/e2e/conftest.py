@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from podium.conductor.conductor import TRACKER, Conductor
+from podium.workflow.catalog import Catalog
+from podium.workflow.loader import load_definitions
+from podium.workflow.machine import WorkflowState
+from podium.workflow.states import TERMINAL
 
-from conductor.conductor import TRACKER, Conductor
 from podium.client import Client, Ended, prepare_topics
 from podium.oneshot import build_parts
-from podium.settings import Settings
+from podium.runtime.settings import Settings
 from tests.e2e import random_dags
 from tests.e2e import services as test_services
-from workflow.catalog import Catalog
-from workflow.loader import load_definitions
-from workflow.machine import WorkflowState
-from workflow.states import TERMINAL
 
 FLOWS = Path(__file__).parent / "flows"
 RANDOM_DAGS = random_dags.generate(seed=2026, count=12)

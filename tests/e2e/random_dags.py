@@ -11,11 +11,18 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from workflow.definition import Definition
-from workflow.loader import parse_definition
-from workflow.machine import RunTask, ScheduleTimer, TaskFailed, TaskSucceeded, TimerFired, decide
-from workflow.machine import Started as StartedEvent
-from workflow.states import TERMINAL
+from podium.workflow.definition import Definition
+from podium.workflow.loader import parse_definition
+from podium.workflow.machine import (
+    RunTask,
+    ScheduleTimer,
+    TaskFailed,
+    TaskSucceeded,
+    TimerFired,
+    decide,
+)
+from podium.workflow.machine import Started as StartedEvent
+from podium.workflow.states import TERMINAL
 
 
 def generate(seed: int, count: int) -> list[Definition]:

@@ -11,14 +11,14 @@ import asyncio
 import uuid
 
 import pytest
+from podium.events import topics
+from podium.workflow.definition import Definition
 
-from events import topics
 from podium.client import InputRejected
-from podium.kafka import make_consumer, make_producer
+from podium.runtime.kafka import make_consumer, make_producer
 from tests.e2e import random_dags
 from tests.e2e.conftest import RANDOM_DAGS, Deployment
 from tests.e2e.services import CALLS
-from workflow.definition import Definition
 
 pytestmark = pytest.mark.integration
 

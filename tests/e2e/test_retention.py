@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import asyncio
 
+import podium.conductor.conductor as conductor_module
+import podium.services.participant as participant_module
 import pytest
+from podium.conductor.conductor import Conductor
+from podium.events import topics
+from podium.services.participant import Participant
+from podium.services.worker import Worker
+from podium.workflow.catalog import Catalog
+from podium.workflow.loader import load_definitions
 
-import conductor.conductor as conductor_module
-import services.participant as participant_module
-from conductor.conductor import Conductor
-from events import topics
-from podium.changelog import restore
 from podium.client import Client, prepare_topics
 from podium.oneshot import build_parts
-from podium.settings import Settings
-from services.participant import Participant
-from services.worker import Worker
+from podium.runtime.changelog import restore
+from podium.runtime.settings import Settings
 from tests.e2e import services as test_services
 from tests.e2e.conftest import FLOWS
-from workflow.catalog import Catalog
-from workflow.loader import load_definitions
 
 pytestmark = pytest.mark.integration
 

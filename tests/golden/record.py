@@ -19,8 +19,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from workflow.loader import load_definition  # noqa: E402
-from workflow.machine import (  # noqa: E402
+from podium.workflow.loader import load_definition  # noqa: E402
+from podium.workflow.machine import (  # noqa: E402
     Command,
     Event,
     RunTask,

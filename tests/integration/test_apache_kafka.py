@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from podium.apache_kafka import ApacheKafka, metadata_brokers, unavailable
 from podium.broker import HOST, api_versions_round_trip, free_port
-from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.runtime.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

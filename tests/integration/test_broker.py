@@ -9,10 +9,10 @@ import sys
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from podium.events import TaskSucceeded, decode, encode, new_event
 
-from events import TaskSucceeded, decode, encode, new_event
 from podium.broker import api_versions_round_trip, free_port
-from podium.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
+from podium.runtime.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
 
 pytestmark = pytest.mark.integration
 

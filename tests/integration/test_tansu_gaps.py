@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from podium.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.runtime.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from events import DecodeError, WorkflowCompleted, WorkflowFailed, decode, topics
-from podium.changelog import read_partitions
-from podium.kafka import raw_record
-from podium.settings import Settings
+from podium.events import DecodeError, WorkflowCompleted, WorkflowFailed, decode, topics
+
+from podium.runtime.changelog import read_partitions
+from podium.runtime.kafka import raw_record
+from podium.runtime.settings import Settings
 
 
 def calls(env: dict[str, str]) -> collections.Counter[str]:

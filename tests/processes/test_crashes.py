@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from podium.workflow.catalog import Catalog
+from podium.workflow.loader import load_definitions
 
 from podium.client import Client, prepare_topics
-from podium.settings import Settings
+from podium.runtime.settings import Settings
 from tests.processes.conftest import FLOWS
 from tests.processes.observe import calls, endings
 from tests.processes.procs import Proc
-from workflow.catalog import Catalog
-from workflow.loader import load_definitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

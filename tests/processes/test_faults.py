@@ -17,22 +17,22 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
-
-from events import (
+from podium.events import (
     TaskSucceeded,
     encode,
     new_event,
     topics,
 )
-from podium.changelog import read_partitions
+from podium.workflow.catalog import Catalog
+from podium.workflow.loader import load_definitions
+
 from podium.client import Client, prepare_topics
-from podium.kafka import make_consumer, make_producer
-from podium.settings import Settings
+from podium.runtime.changelog import read_partitions
+from podium.runtime.kafka import make_consumer, make_producer
+from podium.runtime.settings import Settings
 from tests.processes.conftest import FLOWS
 from tests.processes.observe import calls, endings
 from tests.processes.procs import Proc, podium
-from workflow.catalog import Catalog
-from workflow.loader import load_definitions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 

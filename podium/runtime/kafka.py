@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from events import KafkaRecord, RawRecord
-from podium.settings import ConsumerSettings
+from podium.events import KafkaRecord, RawRecord
+from podium.runtime.settings import ConsumerSettings
 
 log = logging.getLogger("podium.kafka")
 

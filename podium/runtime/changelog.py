@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from podium.kafka import make_consumer
-from podium.settings import ConsumerSettings
+from podium.runtime.kafka import make_consumer
+from podium.runtime.settings import ConsumerSettings
 
 log = logging.getLogger("podium.changelog")
 

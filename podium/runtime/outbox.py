@@ -16,10 +16,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
-from podium.commits import AckedCommits
-from podium.kafka import raw_record
-from podium.membership import Membership
+from podium.events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
+from podium.runtime.commits import AckedCommits
+from podium.runtime.kafka import raw_record
+from podium.runtime.membership import Membership
 
 log = logging.getLogger("podium.outbox")
 
@@ -71,8 +71,8 @@ class Outbox:
             if value is not None:
                 record = KafkaRecord(key=key.encode(), value=value)
                 acks.append(await self._send(self.changelog, partition, record))
-        for topic, partition, record in events:
-            acks.append(await self._send(topic, partition, record))
+        for topic, number, record in events:
+            acks.append(await self._send(topic, number, record))
         return acks
 
     async def _send(
