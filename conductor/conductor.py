@@ -52,7 +52,7 @@ from podium.workflow.states import TERMINAL
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
 from podium.runtime.commits import AckedCommits
-from podium.runtime.kafka import ContiguousReader, ensure_topics, make_consumer, make_producer
+from podium.runtime.kafka import ContiguousReader, create_topics, make_consumer, make_producer
 from podium.runtime.membership import Membership
 from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.runtime.settings import Settings
@@ -194,7 +194,7 @@ class Conductor:
         return owned[2] if owned else None
 
     async def run(self) -> None:
-        await ensure_topics(
+        await create_topics(
             self.bootstrap_servers,
             [
                 topics.TRIGGERS,
@@ -203,7 +203,7 @@ class Conductor:
                 topics.DEAD_LETTER,
                 *topics.task_topics(self.catalog.task_types),
             ],
-            self.settings.partitions,
+            self.settings,
         )
         inputs = [topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(self.catalog.task_types))]
         self._consumer.subscribe(inputs, listener=_Listener(self))

@@ -54,5 +54,10 @@ def choreography_changelog(service: str) -> str:
     return f"podium.choreo.{service}.changelog"
 
 
+def is_changelog(topic: str) -> bool:
+    """A state changelog: compacted, read in full on restore."""
+    return topic.startswith("podium.") and topic.endswith(".changelog")
+
+
 def is_command_topic(topic: str) -> bool:
     return topic.startswith("podium.tasks.") and topic.endswith(".commands")

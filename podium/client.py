@@ -28,7 +28,7 @@ from podium.events import (
 )
 from podium.runtime.kafka import (
     ContiguousReader,
-    ensure_topics,
+    create_topics,
     make_consumer,
     make_producer,
     raw_record,
@@ -71,7 +71,7 @@ def result_json(workflow_id: str, ended: Ended) -> dict[str, Any]:
 
 
 async def prepare_topics(bootstrap_servers: str, settings: Settings, task_types: set[str]) -> None:
-    await ensure_topics(
+    await create_topics(
         bootstrap_servers,
         [
             topics.TRIGGERS,
@@ -79,7 +79,7 @@ async def prepare_topics(bootstrap_servers: str, settings: Settings, task_types:
             topics.DEAD_LETTER,
             *topics.task_topics(task_types),
         ],
-        settings.partitions,
+        settings,
     )
 
 

@@ -67,7 +67,7 @@ from podium.runtime.changelog import read_partitions, restore
 from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import (
     ContiguousReader,
-    ensure_topics,
+    create_topics,
     make_consumer,
     make_producer,
     raw_record,
@@ -138,7 +138,7 @@ class Participant:
         self._stopping.set()
 
     async def run(self) -> None:
-        await ensure_topics(
+        await create_topics(
             self.bootstrap_servers,
             [
                 topics.TRIGGERS,
@@ -147,7 +147,7 @@ class Participant:
                 topics.DEAD_LETTER,
                 *topics.task_topics(self.catalog.task_types),
             ],
-            self.settings.partitions,
+            self.settings,
         )
         watched = rules.watched_types(self.catalog, self.types)
         inputs = [topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(watched))]

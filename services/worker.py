@@ -56,7 +56,7 @@ from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import read_partitions
 from podium.runtime.kafka import (
     ContiguousReader,
-    ensure_topics,
+    create_topics,
     make_consumer,
     make_producer,
     raw_record,
@@ -119,10 +119,10 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        await ensure_topics(
+        await create_topics(
             self.bootstrap_servers,
             [*topics.task_topics(self.service.task_types), topics.DEAD_LETTER],
-            self.settings.partitions,
+            self.settings,
         )
         self._reader = ContiguousReader(self._consumer)
         self._consumer.subscribe(self.command_topics, listener=_Listener(self))

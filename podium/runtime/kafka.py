@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from podium.events import KafkaRecord, RawRecord
-from podium.runtime.settings import ConsumerSettings
+from podium.events import KafkaRecord, RawRecord, topics
+from podium.runtime.settings import ConsumerSettings, Settings
 
 log = logging.getLogger("podium.kafka")
 
@@ -91,6 +91,20 @@ async def ensure_topics(
                 await admin.create_topics(new)
     finally:
         await admin.close()
+
+
+async def create_topics(bootstrap_servers: str, names: Iterable[str], settings: Settings) -> None:
+    """Podium's own topics, at the deployment's partitions and replication; changelogs
+    compacted, so that on Kafka a restore reads one snapshot per live key."""
+    wanted = set(names)
+    changelogs = {name for name in wanted if topics.is_changelog(name)}
+    common = {"replication_factor": settings.replication_factor}
+    await ensure_topics(bootstrap_servers, wanted - changelogs, settings.partitions, **common)
+    if changelogs:
+        compact = {"cleanup.policy": "compact"}
+        await ensure_topics(
+            bootstrap_servers, changelogs, settings.partitions, **common, configs=compact
+        )
 
 
 def raw_record(record: ConsumerRecord[bytes, bytes]) -> RawRecord:

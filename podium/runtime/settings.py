@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     bootstrap_servers: str | None = None
     partitions: int = Field(8, ge=1, le=1024)
+    #: replicas of every topic Podium creates (3 on a three-broker Kafka cluster)
+    replication_factor: int = Field(1, ge=1, le=16)
     definitions: Path | None = None
     mode: Literal["orchestration", "choreography"] = "orchestration"
     history_url: str | None = None
