@@ -93,18 +93,23 @@ async def ensure_topics(
         await admin.close()
 
 
+COMPACTED = {"cleanup.policy": "compact"}
+
+
 async def create_topics(bootstrap_servers: str, names: Iterable[str], settings: Settings) -> None:
     """Podium's own topics, at the deployment's partitions and replication; changelogs
     compacted, so that on Kafka a restore reads one snapshot per live key."""
     wanted = set(names)
     changelogs = {name for name in wanted if topics.is_changelog(name)}
-    common = {"replication_factor": settings.replication_factor}
-    await ensure_topics(bootstrap_servers, wanted - changelogs, settings.partitions, **common)
-    if changelogs:
-        compact = {"cleanup.policy": "compact"}
-        await ensure_topics(
-            bootstrap_servers, changelogs, settings.partitions, **common, configs=compact
-        )
+    for group, configs in ((wanted - changelogs, None), (changelogs, COMPACTED)):
+        if group:
+            await ensure_topics(
+                bootstrap_servers,
+                group,
+                settings.partitions,
+                replication_factor=settings.replication_factor,
+                configs=configs,
+            )
 
 
 def raw_record(record: ConsumerRecord[bytes, bytes]) -> RawRecord:
