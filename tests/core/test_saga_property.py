@@ -1,0 +1,526 @@
+"""Property tests of the saga in both modes, with the real join rule and the real machine.
+
+Choreography: one participant per task type of a random definition, each with
+its own ``services.join.Join``, driven as ``services/participant.py`` drives
+it: the trigger and the outcome events of the types it watches
+(``watched_types``) are delivered in an order hypothesis picks (in order
+within one participant's topic, as Kafka does; duplicates sometimes), its own
+non-compensation outcomes coming back are ignored, ``Run`` becomes a pending
+handler run, ``Retry`` a pending timer, ``Report`` a published outcome. The
+fate of each attempt (task, attempt, compensation) is drawn up front.
+
+The tracker runs ``decide`` over the published outcomes in publication order,
+observe-only (commands discarded, no retry timers), holding what it cannot
+apply yet and retrying it after each change, as the conductor's
+``_hold``/``_retry_held`` do. It must agree with the participants.
+
+Orchestration: the same fates drive ``decide`` as a conductor, its commands
+carried out by a simulated world in an order hypothesis picks.
+
+KNOWN gaps, found by this test and tolerated (each noted with ``hypothesis.event``)
+until the join rule / the tracker close them; everything else is asserted:
+
+1. A participant that watches none of the failed tasks' types (``on_failure: fail``,
+   or nothing to undo) and waits behind an aborted task never learns the workflow
+   failed: its join is never ``settled``.
+2. An owner that learns of the failure before starting a Ready task, or while the
+   task is Retrying (``on_retry_due`` returns nothing), declines silently: the joins
+   that would undo it never settle, and the tracker (which took it as Running)
+   may wait in Compensating for good.
+3. A forward attempt the tracker did not see start (a retry, or a first attempt
+   of a participant that had not seen the failure yet) ends after the tracker
+   entered Compensating: the tracker ignores its outcome (or took its retryable
+   failure as final), so it may end without undoing what the participants undid.
+4. A compensation that fails for good leaves the undos upstream of it Pending:
+   their joins never settle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as event_note
+from hypothesis import strategies as st
+
+from podium.services.join import Action as JoinAction
+from podium.services.join import (
+    Join,
+    Report,
+    Retry,
+    Run,
+    new_join,
+    on_observed,
+    on_result,
+    on_retry_due,
+    on_trigger,
+    settled,
+    watched_types,
+)
+from podium.workflow.choreography import Ready, readiness
+from podium.workflow.definition import Definition
+from podium.workflow.machine import (
+    TERMINAL,
+    Command,
+    Event,
+    RunTask,
+    ScheduleTimer,
+    Started,
+    TaskFailed,
+    TaskSucceeded,
+    TimerFired,
+    WorkflowState,
+    WorkflowStatus,
+    decide,
+)
+from podium.workflow.states import TaskStatus as S
+
+from .test_properties import workflows
+
+SETTINGS = settings(
+    max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+Fate = Literal["ok", "retryable", "fatal"]
+Fates = dict[tuple[str, int, bool], Fate]
+TRIGGER = "podium.triggers"
+MAX_STEPS = 2_000
+FINAL = (S.SUCCEEDED, S.FAILED, S.SKIPPED)
+
+
+@st.composite
+def sagas(draw: st.DrawFn) -> tuple[Definition, dict[str, Any], Fates]:
+    """A random definition (no workflow timeout) and the fate of every attempt."""
+    d, workflow_input = draw(workflows())
+    d = d.model_copy(update={"timeout": None})
+    fates: Fates = {}
+    kinds: tuple[Fate, ...] = ("ok", "ok", "retryable", "fatal")
+    forward = st.sampled_from(kinds)
+    undo = st.sampled_from(("ok", "ok", "ok", *kinds))
+    for spec in d.tasks:
+        for attempt in range(1, spec.retry.max_attempts + 1):
+            fates[(spec.id, attempt, False)] = draw(forward)
+        if spec.compensate is not None:
+            for attempt in range(1, spec.compensate.retry.max_attempts + 1):
+                fates[(spec.id, attempt, True)] = draw(undo)
+    return d, workflow_input, fates
+
+
+def output_of(attempt: int, compensation: bool) -> dict[str, int]:
+    return {"undone": attempt} if compensation else {"a": attempt}
+
+
+# -- choreography --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One outcome event on the topic of ``topic`` (a task or compensation type)."""
+
+    topic: str
+    task_id: str
+    status: S  # Succeeded, Failed or Skipped
+    attempt: int
+    output: Any = None
+    retryable: bool = True
+    compensation: bool = False
+    error_type: str = "Boom"
+
+
+@dataclass
+class Participant:
+    task_type: str
+    join: Join
+    watched: set[str]
+
+
+@dataclass
+class World:
+    """The services, their pending work and the shared log of published events."""
+
+    d: Definition
+    workflow_input: dict[str, Any]
+    fates: Fates
+    participants: list[Participant] = field(default_factory=list)
+    log: list[Published] = field(default_factory=list)
+    #: (participant, topic) -> indexes into `log` still to deliver (-1: the trigger)
+    queues: dict[tuple[int, str], deque[int]] = field(default_factory=dict)
+    runs: list[tuple[int, Run]] = field(default_factory=list)
+    timers: list[tuple[int, Retry]] = field(default_factory=list)
+    #: forward runs started after a final failure was published (see `known_tracker_gap`)
+    late_starts: list[tuple[str, int]] = field(default_factory=list)
+    #: successful handler runs per (task, compensation)
+    successes: dict[tuple[str, bool], int] = field(default_factory=dict)
+    now: float = 0.0
+
+    def __post_init__(self) -> None:
+        types = sorted(
+            {s.type for s in self.d.tasks}
+            | {s.compensate.type for s in self.d.tasks if s.compensate}
+        )
+        for index, task_type in enumerate(types):
+            join = new_join(self.d, "w", {task_type})
+            watched = watched_types([self.d], {task_type})
+            self.participants.append(Participant(task_type, join, watched))
+            self.queues[(index, TRIGGER)] = deque([-1])
+
+    def pending(self) -> list[tuple[str, Any]]:
+        choices: list[tuple[str, Any]] = [("deliver", k) for k, q in self.queues.items() if q]
+        choices += [("run", i) for i in range(len(self.runs))]
+        choices += [("timer", i) for i in range(len(self.timers))]
+        return choices
+
+    def publish(self, event: Published) -> None:
+        self.log.append(event)
+        for index, participant in enumerate(self.participants):
+            if event.topic in participant.watched:
+                self.queues.setdefault((index, event.topic), deque()).append(len(self.log) - 1)
+
+    def failure_published(self) -> bool:
+        return any(
+            e.status == S.FAILED
+            and not e.compensation
+            and (not e.retryable or e.attempt >= self.d.task(e.task_id).retry.max_attempts)
+            for e in self.log
+        )
+
+    def apply(self, index: int, actions: list[JoinAction]) -> None:
+        """What participant.py's `_apply` does with the join's actions."""
+        for action in actions:
+            if isinstance(action, Run):
+                if not action.compensation and self.failure_published():
+                    self.late_starts.append((action.task_id, action.attempt))
+                self.runs.append((index, action))
+            elif isinstance(action, Retry):
+                self.timers.append((index, action))
+            else:
+                assert isinstance(action, Report)
+                self.publish(
+                    Published(
+                        topic=self.d.task(action.task_id).type,
+                        task_id=action.task_id,
+                        status=action.status,
+                        attempt=1,
+                        retryable=False,
+                        error_type=action.error_type or "Error",
+                    )
+                )
+
+    def deliver(self, key: tuple[int, str], duplicate: bool) -> None:
+        index, _ = key
+        item = self.queues[key].popleft()
+        if duplicate:
+            self.queues[key].append(item)  # redelivered later: at-least-once
+        join = self.participants[index].join
+        if item < 0:
+            self.apply(index, on_trigger(self.d, join, self.workflow_input))
+            return
+        event = self.log[item]
+        if not event.compensation and event.task_id in join.tasks:
+            return  # our own outcome coming back
+        actions = on_observed(
+            self.d,
+            join,
+            event.task_id,
+            event.status,
+            event.output,
+            attempt=event.attempt,
+            retryable=event.retryable,
+            compensation=event.compensation,
+        )
+        self.apply(index, actions)
+
+    def finish_run(self, position: int) -> None:
+        """A handler ends: its outcome is published, then fed back to its join."""
+        index, run = self.runs.pop(position)
+        spec = self.d.task(run.task_id)
+        if run.compensation:
+            assert spec.compensate is not None
+            topic = spec.compensate.type
+        else:
+            topic = spec.type
+        fate = self.fates[(run.task_id, run.attempt, run.compensation)]
+        if not run.compensation and run.attempt > 1 and self.failure_published():
+            self.late_starts.append((run.task_id, run.attempt))  # a retry the tracker dropped
+        status = S.SUCCEEDED if fate == "ok" else S.FAILED
+        output = output_of(run.attempt, run.compensation) if fate == "ok" else None
+        if fate == "ok":
+            key = (run.task_id, run.compensation)
+            self.successes[key] = self.successes.get(key, 0) + 1
+        self.publish(
+            Published(
+                topic=topic,
+                task_id=run.task_id,
+                status=status,
+                attempt=run.attempt,
+                output=output,
+                retryable=fate != "fatal",
+                compensation=run.compensation,
+            )
+        )
+        join = self.participants[index].join
+        actions = on_result(
+            self.d, join, run, status, output, retryable=fate != "fatal", now=self.now
+        )
+        self.apply(index, actions)
+
+    def fire(self, position: int) -> None:
+        index, retry = self.timers.pop(position)
+        join = self.participants[index].join
+        self.apply(index, on_retry_due(join, retry.task_id, retry.compensation))
+
+    def owner(self, task_type: str) -> Join:
+        return next(p.join for p in self.participants if p.task_type == task_type)
+
+
+def choreograph(
+    d: Definition, workflow_input: dict[str, Any], fates: Fates, data: st.DataObject
+) -> World:
+    world = World(d, workflow_input, fates)
+    duplicates = 0
+    for _ in range(MAX_STEPS):
+        choices = world.pending()
+        if not choices:
+            return world
+        kind, which = choices[data.draw(st.integers(0, len(choices) - 1), label="step")]
+        world.now += 1.0
+        if kind == "deliver":
+            duplicate = duplicates < 3 and data.draw(st.integers(0, 9), label="dup") == 0
+            duplicates += duplicate
+            world.deliver(which, duplicate)
+        elif kind == "run":
+            world.finish_run(which)
+        else:
+            world.fire(which)
+    raise AssertionError(f"choreography does not end: {world.pending()}")
+
+
+# -- the tracker -----------------------------------------------------------------
+
+
+def core_event(event: Published) -> Event | None:
+    """An outcome as the machine's input; a Skipped report is not (the machine derives skips)."""
+    if event.status == S.SUCCEEDED:
+        return TaskSucceeded(
+            task_id=event.task_id,
+            attempt=event.attempt,
+            output=event.output,
+            compensation=event.compensation,
+        )
+    if event.status == S.FAILED:
+        return TaskFailed(
+            task_id=event.task_id,
+            attempt=event.attempt,
+            error_type=event.error_type,
+            message="boom",
+            retryable=event.retryable,
+            compensation=event.compensation,
+        )
+    return None
+
+
+def track(d: Definition, workflow_input: dict[str, Any], log: list[Published]) -> WorkflowState:
+    """The tracker over the published events, holding what it cannot apply yet."""
+    now = 0.0
+    state, _ = decide(d, None, Started(workflow_id="w", input=workflow_input, seed=1), now)
+    assert state is not None
+    held: list[Event] = []
+
+    def apply(event: Event) -> bool:
+        nonlocal state
+        assert state is not None
+        new, _ = decide(d, state, event, now)  # commands discarded: observe only
+        changed = new is not state
+        state = new
+        return changed
+
+    for published in log:
+        now += 1.0
+        event = core_event(published)
+        if event is None:
+            continue
+        if not apply(event):
+            held.append(event)
+            continue
+        progress = True
+        while progress and held:  # `_retry_held`
+            progress = False
+            again, held = held, []
+            for outcome in again:
+                if apply(outcome):
+                    progress = True
+                else:
+                    held.append(outcome)
+        if state.status in TERMINAL:
+            held = []
+    return state
+
+
+# -- the properties ----------------------------------------------------------------
+
+
+def expected_status(d: Definition, world: World) -> WorkflowStatus:
+    tasks = [world.owner(s.type).tasks[s.id] for s in d.tasks]
+    if not any(t.status == S.FAILED for t in tasks):
+        return WorkflowStatus.SUCCEEDED
+    if d.on_failure == "fail":
+        return WorkflowStatus.FAILED
+    undos = [world.owner(s.compensate.type).compensations[s.id] for s in d.tasks if s.compensate]
+    if any(u.status == S.FAILED for u in undos):
+        return WorkflowStatus.FAILED
+    return WorkflowStatus.COMPENSATED
+
+
+def declined(d: Definition, world: World) -> list[str]:
+    """Forward work an owner will never do because it learned of the failure (KNOWN gap 2).
+
+    A task left Retrying, or left Pending though its upstream outcomes make it Ready:
+    its owner saw the failure first and stayed silent, publishing nothing.
+    """
+    outcomes = {s.id: world.owner(s.type).tasks[s.id] for s in d.tasks}
+    seen = {t: (m.status, output_of(m.attempt, False)) for t, m in outcomes.items()}
+    resolved = {t: o for t, o in seen.items() if o[0] in FINAL}
+    found = []
+    for task_id, mine in outcomes.items():
+        if mine.status == S.RETRYING:
+            found.append(task_id)
+        elif mine.status == S.PENDING:
+            verdict = readiness(d, task_id, resolved, world.workflow_input, "w")
+            if isinstance(verdict, Ready):
+                found.append(task_id)
+    return found
+
+
+def known_unsettled(d: Definition, world: World, participant: Participant) -> str | None:
+    """Why a join is not settled, when it is one of the known gaps (module docstring)."""
+    join = participant.join
+    failed = {s.type for s in d.tasks if world.owner(s.type).tasks[s.id].status == S.FAILED}
+    if failed and not join.failed and not failed & participant.watched:
+        return "1: never told of the failure"
+    if join.failed and any(m.status == S.RETRYING for m in join.tasks.values()):
+        return "2: retrying when the workflow failed"
+    if set(join.compensations) & set(declined(d, world)):
+        return "2: waits to undo a task its owner declined"
+    if any(u == S.FAILED for u in join.undone.values()):
+        return "4: an undo upstream of a failed compensation never runs"
+    return None
+
+
+@SETTINGS
+@given(sagas(), st.data())
+def test_choreographed_saga_undoes_what_succeeded_and_the_tracker_agrees(
+    saga: tuple[Definition, dict[str, Any], Fates], data: st.DataObject
+) -> None:
+    d, workflow_input, fates = saga
+    world = choreograph(d, workflow_input, fates, data)
+
+    outcome = {s.id: world.owner(s.type).tasks[s.id] for s in d.tasks}
+    undo = {
+        s.id: world.owner(s.compensate.type).compensations[s.id] for s in d.tasks if s.compensate
+    }
+    failed = any(t.status == S.FAILED for t in outcome.values())
+    to_undo = {t for t in undo if outcome[t].status == S.SUCCEEDED}
+    undone = {t for t, u in undo.items() if u.status == S.SUCCEEDED}
+    undo_failed = any(u.status == S.FAILED for u in undo.values())
+    truth = expected_status(d, world)
+    event_note(f"truth={truth.value}")
+
+    # every join is settled: nothing left to run, nothing that may still be called for
+    for participant in world.participants:
+        if not settled(d, participant.join):
+            known = known_unsettled(d, world, participant)
+            assert known, (participant.task_type, participant.join)
+            event_note(f"KNOWN unsettled join, gap {known}")
+    # a compensation runs only in a failed saga, for a Succeeded task, and succeeds once
+    assert undone <= to_undo
+    assert all(n == 1 for (_, c), n in world.successes.items() if c)
+    if d.on_failure != "compensate" or not failed:
+        assert not undone
+    elif not undo_failed:
+        assert undone == to_undo, (to_undo, undone)
+
+    state = track(d, workflow_input, world.log)
+    tracked = {t for t, c in state.compensations.items() if c.status is S.SUCCEEDED}
+    assert tracked <= undone, (tracked, undone)
+    if world.late_starts or declined(d, world):
+        # KNOWN gaps 2 and 3: the tracker cannot tell what happened; it undoes nothing extra
+        event_note("KNOWN tracker gap: " + ("3, late start" if world.late_starts else "2"))
+        return
+    assert state.status is truth, (state.status, truth, state.error)
+    if not undo_failed:
+        assert tracked == undone, (tracked, undone)
+    for tid, mine in outcome.items():
+        task = state.tasks[tid]
+        if task.status is S.SKIPPED and mine.status == S.PENDING and failed:
+            continue  # the tracker derives a skip its owner never evaluated, having seen the failure
+        if task.status in FINAL or (truth is not WorkflowStatus.FAILED and mine.status in FINAL):
+            assert task.status == mine.status, (tid, task.status, mine.status)
+        if mine.status == S.SUCCEEDED and task.status is S.SUCCEEDED:
+            assert task.output == output_of(mine.attempt, False)
+
+
+# -- orchestration -------------------------------------------------------------------
+
+
+def conduct(
+    d: Definition, workflow_input: dict[str, Any], fates: Fates, data: st.DataObject
+) -> WorkflowState:
+    now = 0.0
+    state, commands = decide(d, None, Started(workflow_id="w", input=workflow_input, seed=1), now)
+    assert state is not None
+    pending: list[Command] = list(commands)
+    for _ in range(MAX_STEPS):
+        pending = [c for c in pending if isinstance(c, RunTask | ScheduleTimer)]
+        if state.status in TERMINAL:
+            return state
+        assert pending, f"stuck: {state.status} {state.tasks}"
+        item = pending.pop(data.draw(st.integers(0, len(pending) - 1), label="command"))
+        now += 1.0
+        event: Event
+        if isinstance(item, ScheduleTimer):
+            now = max(now, item.due)
+            event = TimerFired(timer_id=item.timer_id)
+        else:
+            assert isinstance(item, RunTask)
+            fate = fates[(item.task_id, item.attempt, item.compensation)]
+            if fate == "ok":
+                event = TaskSucceeded(
+                    task_id=item.task_id,
+                    attempt=item.attempt,
+                    output=output_of(item.attempt, item.compensation),
+                    compensation=item.compensation,
+                )
+            else:
+                event = TaskFailed(
+                    task_id=item.task_id,
+                    attempt=item.attempt,
+                    error_type="Boom",
+                    message="boom",
+                    retryable=fate == "retryable",
+                    compensation=item.compensation,
+                )
+        state, commands = decide(d, state, event, now)
+        pending += commands
+    raise AssertionError("orchestration does not end")
+
+
+@SETTINGS
+@given(sagas(), st.data())
+def test_orchestrated_saga_undoes_exactly_what_succeeded(
+    saga: tuple[Definition, dict[str, Any], Fates], data: st.DataObject
+) -> None:
+    d, workflow_input, fates = saga
+    state = conduct(d, workflow_input, fates, data)
+    event_note(f"status={state.status.value}")
+    succeeded = {
+        t for t, task in state.tasks.items() if task.status is S.SUCCEEDED and d.task(t).compensate
+    }
+    undone = {t for t, c in state.compensations.items() if c.status is S.SUCCEEDED}
+    assert undone <= succeeded
+    if state.status is WorkflowStatus.COMPENSATED:
+        assert undone == succeeded, (undone, succeeded)
+        assert not any(t.status is S.RUNNING for t in state.tasks.values())
+    elif state.status is WorkflowStatus.SUCCEEDED:
+        assert not undone
