@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from podium.broker import EmbeddedBroker
+from tests.processes.conftest import BROKERS, fresh_broker
 from tests.processes.procs import ROOT, Proc, podium
 
 pytestmark = pytest.mark.integration
@@ -74,10 +75,11 @@ def test_run_refuses_a_broken_definition_naming_every_problem() -> None:
     assert "broken.yaml: task" in done.stderr
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    with EmbeddedBroker() as embedded:
-        yield embedded.bootstrap_servers
+@pytest.fixture(scope="module", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One broker of each kind for this module's tests (they use their own topics)."""
+    with fresh_broker(request.param) as bootstrap:
+        yield bootstrap
 
 
 def test_separate_service_conductor_and_trigger_processes(broker: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -144,7 +146,10 @@ def test_run_beside_a_live_deployment_leaves_it_alone(broker: str) -> None:
         assert live.returncode == 0, live.stderr
         assert orjson.loads(live.stdout)["state"] == "Succeeded"
         # the live conductor cannot run an etl trigger: it says so, and dead-letters it
-        foreign = [line for line in conductor.lines if "dead-lettering" in line]
+        deadline = time.monotonic() + 30
+        while not (foreign := [line for line in conductor.lines if "dead-lettering" in line]):
+            assert time.monotonic() < deadline, "the etl trigger was never dead-lettered"
+            time.sleep(0.05)  # polls the conductor's log
         assert all("unknown workflow etl" in line for line in foreign)
 
 
