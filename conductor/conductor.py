@@ -31,10 +31,12 @@ import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
 from podium.conductor.wire import command_event, core_outcome, finished_event, started_event
 from podium.events import (
     PAYLOADS,
     CloudEvent,
+    Mode,
     TaskFailed,
     TaskSucceeded,
     WorkflowCompleted,
@@ -44,11 +46,6 @@ from podium.events import (
     new_event,
     topics,
 )
-from podium.workflow import machine
-from podium.workflow.catalog import Catalog, UnknownWorkflow
-from podium.workflow.machine import WorkflowState
-from podium.workflow.states import TERMINAL
-
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
 from podium.runtime.commits import AckedCommits
@@ -56,6 +53,10 @@ from podium.runtime.kafka import ContiguousReader, create_topics, make_consumer,
 from podium.runtime.membership import Membership
 from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.runtime.settings import Settings
+from podium.workflow import machine
+from podium.workflow.catalog import Catalog, UnknownWorkflow
+from podium.workflow.machine import WorkflowState
+from podium.workflow.states import TERMINAL
 
 log = logging.getLogger("podium.conductor")
 
@@ -75,7 +76,7 @@ class Role:
     changelog: str
     source: str
     executes: bool
-    announces: frozenset[str]
+    announces: frozenset[Mode]
 
 
 CONDUCTOR = Role(
@@ -84,7 +85,7 @@ CONDUCTOR = Role(
     topics.CONDUCTOR_CHANGELOG,
     "podium/conductor",
     executes=True,
-    announces=frozenset({"orchestration"}),
+    announces=frozenset({Mode.ORCHESTRATION}),
 )
 TRACKER = Role(
     "tracker",
@@ -92,7 +93,7 @@ TRACKER = Role(
     topics.TRACKER_CHANGELOG,
     "podium/tracker",
     executes=False,
-    announces=frozenset({"choreography"}),
+    announces=frozenset({Mode.CHOREOGRAPHY}),
 )
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
@@ -115,7 +116,7 @@ class EndedRecord:
     """What is kept of a workflow once its state is evicted: its result, to answer with."""
 
     partition: int
-    mode: str
+    mode: Mode
     result: Ended
 
 
@@ -124,7 +125,7 @@ class Snapshot:
     """One changelog value: a live state (with outcomes held for it), held outcomes only
     (the tracker saw them before the trigger), or an ended workflow's result."""
 
-    mode: str = ""
+    mode: Mode = Mode.ORCHESTRATION
     state: WorkflowState | None = None
     held: tuple[Outcome, ...] = ()
     ended: Ended | None = None
@@ -162,7 +163,7 @@ class Conductor:
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
         #: workflow id -> (partition, mode, state) for the partitions this process owns
-        self._workflows: dict[str, tuple[int, str, WorkflowState]] = {}
+        self._workflows: dict[str, tuple[int, Mode, WorkflowState]] = {}
         #: (due, workflow id, timer id) for the owned workflows
         self._timers: list[tuple[float, str, str]] = []
         self._owned: set[int] = set()
@@ -392,7 +393,7 @@ class Conductor:
         self._remember(partition, workflow_id, mode, result, state.ended_at or time.time())
 
     def _remember(
-        self, partition: int, workflow_id: str, mode: str, result: Ended, ended_at: float
+        self, partition: int, workflow_id: str, mode: Mode, result: Ended, ended_at: float
     ) -> None:
         self._ended.put(workflow_id, EndedRecord(partition, mode, result))
         self._outbox.changed(workflow_id, partition)
@@ -410,7 +411,7 @@ class Conductor:
         self,
         partition: int,
         workflow_id: str,
-        mode: str,
+        mode: Mode,
         definition: Any,
         state: WorkflowState | None,
         event: Any,
@@ -431,7 +432,7 @@ class Conductor:
             self._execute(partition, workflow_id, mode, new_state, command)
 
     def _execute(
-        self, partition: int, workflow_id: str, mode: str, state: WorkflowState, command: Any
+        self, partition: int, workflow_id: str, mode: Mode, state: WorkflowState, command: Any
     ) -> None:
         if isinstance(command, machine.RunTask):
             if self.role.executes:
@@ -517,7 +518,7 @@ class Conductor:
         await asyncio.gather(*await self._outbox.send(self._snapshot))
 
     def _resume(
-        self, partition: int, workflow_id: str, mode: str, state: WorkflowState, now: float
+        self, partition: int, workflow_id: str, mode: Mode, state: WorkflowState, now: float
     ) -> None:
         """Re-arm timers and re-issue in-flight commands of a restored workflow."""
         if state.status in TERMINAL:
@@ -567,7 +568,7 @@ def _parse(value: bytes) -> Snapshot:
     state = data.get("state")
     ended = data.get("ended")
     return Snapshot(
-        mode=data.get("mode", ""),
+        mode=Mode(data.get("mode", Mode.ORCHESTRATION)),
         state=None if state is None else WorkflowState.model_validate(state),
         held=tuple(_payload(h) for h in data.get("held", ())),
         ended=None if ended is None else _payload(ended),

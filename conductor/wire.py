@@ -13,6 +13,7 @@ from typing import Any
 from podium.events import (
     CloudEvent,
     ErrorInfo,
+    Mode,
     TaskCommand,
     TaskFailed,
     TaskSucceeded,
@@ -71,7 +72,7 @@ def started_event(
     )
 
 
-def finished_event(state: WorkflowState, source: str, mode: str) -> CloudEvent:
+def finished_event(state: WorkflowState, source: str, mode: Mode) -> CloudEvent:
     model = WorkflowCompleted if state.status == WorkflowStatus.SUCCEEDED else WorkflowFailed
     payload = model(
         workflow=state.name,

@@ -11,6 +11,7 @@ from podium.events.envelope import CloudEvent, new_event
 from podium.events.payloads import (
     PAYLOADS,
     ErrorInfo,
+    Mode,
     TaskCommand,
     TaskFailed,
     TaskSkipped,
@@ -29,6 +30,7 @@ __all__ = [
     "DecodeError",
     "ErrorInfo",
     "KafkaRecord",
+    "Mode",
     "RawRecord",
     "TaskCommand",
     "TaskFailed",

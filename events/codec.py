@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
+
 from podium.events import topics
 from podium.events.envelope import JSON, SPEC_VERSION, CloudEvent
 from podium.events.payloads import PAYLOADS
-from pydantic import ValidationError
 
 Headers = list[tuple[str, bytes]]
 

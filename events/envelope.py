@@ -12,8 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from podium.events.payloads import Payload
 from pydantic import BaseModel, ConfigDict, SerializeAsAny
+
+from podium.events.payloads import Payload
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"

@@ -7,9 +7,17 @@ definition from the event alone.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+
+class Mode(StrEnum):
+    """Which style runs a workflow; every event of it says so."""
+
+    ORCHESTRATION = "orchestration"
+    CHOREOGRAPHY = "choreography"
 
 
 class Payload(BaseModel):
@@ -34,13 +42,13 @@ class WorkflowTriggered(Payload):
 
     event_type: ClassVar[str] = "podium.workflow.triggered"
     input: dict[str, Any]
-    mode: str = "orchestration"
+    mode: Mode = Mode.ORCHESTRATION
 
 
 class WorkflowStarted(Payload):
     event_type: ClassVar[str] = "podium.workflow.started"
     input: dict[str, Any]
-    mode: str
+    mode: Mode
 
 
 class TaskSummary(BaseModel):
@@ -54,7 +62,7 @@ class TaskSummary(BaseModel):
 
 class _WorkflowEnded(Payload):
     state: str
-    mode: str
+    mode: Mode
     output: Any = None
     error: ErrorInfo | None = None
     started_at: str | None = None
@@ -83,7 +91,7 @@ class TaskCommand(Payload):
     timeout: float | None = None
     compensation: bool = False
     #: which style runs the workflow; its outcomes carry it on
-    mode: str = "orchestration"
+    mode: Mode = Mode.ORCHESTRATION
 
 
 class _TaskOutcome(Payload):
@@ -92,7 +100,7 @@ class _TaskOutcome(Payload):
     task_type: str
     attempt: int
     compensation: bool = False
-    mode: str = "orchestration"
+    mode: Mode = Mode.ORCHESTRATION
 
 
 class TaskStarted(_TaskOutcome):

@@ -27,14 +27,32 @@ CONDUCTOR_CHANGELOG = "podium.conductor.changelog"
 TRACKER_CHANGELOG = "podium.tracker.changelog"
 DEAD_LETTER = "podium.dlq"
 
-_TASK_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: the one pattern for what names a topic: task types and service names. Kafka allows
+#: letters, digits, '.', '_' and '-' in 249 characters; the longest topic built from a
+#: name, `podium.tasks.<type>.outcomes`, leaves 200 for it
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def name_problem(value: str, what: str) -> str | None:
+    """Why `value` cannot be a task type or service name (it names topics), or None."""
+    if NAME.fullmatch(value):
+        return None
+    return (
+        f"invalid {what} {value!r}: use letters, digits, '.', '_' and '-', starting with a "
+        "letter or digit, at most 200 characters (it names Kafka topics)"
+    )
+
+
+def _checked(value: str, what: str) -> str:
+    problem = name_problem(value, what)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def commands(task_type: str) -> str:
     """The command topic of one task type: services subscribe per type."""
-    if not _TASK_TYPE.match(task_type):
-        raise ValueError(f"task type {task_type!r} cannot name a topic")
-    return f"podium.tasks.{task_type}.commands"
+    return f"podium.tasks.{_checked(task_type, 'task type')}.commands"
 
 
 def outcomes(task_type: str) -> str:
@@ -49,9 +67,7 @@ def task_topics(task_types: Iterable[str]) -> list[str]:
 
 def choreography_changelog(service: str) -> str:
     """The join-state changelog of one choreography service."""
-    if not _TASK_TYPE.match(service):
-        raise ValueError(f"service name {service!r} cannot name a topic")
-    return f"podium.choreo.{service}.changelog"
+    return f"podium.choreo.{_checked(service, 'service name')}.changelog"
 
 
 def is_changelog(topic: str) -> bool:

@@ -20,6 +20,7 @@ import orjson
 import typer
 
 from podium.broker import EmbeddedBroker, bootstrap_or_embedded
+from podium.events import Mode
 from podium.runtime.settings import Settings
 
 app = typer.Typer(
@@ -145,9 +146,9 @@ def _settings(
         raise _fail(f"invalid PODIUM_* setting: {exc}") from None
     updates: dict[str, Any] = {}
     if mode is not None:
-        if mode not in ("orchestration", "choreography"):
+        if mode not in set(Mode):
             raise _fail(f"--mode must be orchestration or choreography, not {mode!r}")
-        updates["mode"] = mode
+        updates["mode"] = Mode(mode)
     if bootstrap_servers:
         updates["bootstrap_servers"] = bootstrap_servers
     if definitions:
@@ -227,7 +228,7 @@ def service(
         loaded = load_services(targets)
     except LoadError as exc:
         raise _fail(str(exc)) from None
-    if settings.mode == "choreography":
+    if settings.mode == Mode.CHOREOGRAPHY:
         from podium.services.participant import Participant
 
         catalog = _catalog(settings)

@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 
 from podium.events import (
     DecodeError,
+    Mode,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowTriggered,
@@ -134,7 +135,7 @@ class Client:
         input: dict[str, Any],
         *,
         workflow_id: str | None = None,
-        mode: str = "orchestration",
+        mode: Mode = Mode.ORCHESTRATION,
         wait: bool = True,
     ) -> str:
         """Validate the input, publish the trigger; with `wait`, until the broker acks it."""

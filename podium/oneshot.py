@@ -11,6 +11,7 @@ from typing import Any
 
 from podium.client import Client, Ended, prepare_topics
 from podium.conductor.conductor import TRACKER, Conductor
+from podium.events import Mode
 from podium.runtime.component import Component
 from podium.runtime.settings import Settings
 from podium.services.participant import Participant
@@ -34,7 +35,7 @@ async def run_once(
     settings: Settings,
     workflow_id: str | None = None,
     timeout: float | None = None,
-    mode: str = "orchestration",
+    mode: Mode = Mode.ORCHESTRATION,
     on_state: OnState | None = None,
 ) -> tuple[str, Ended]:
     catalog = Catalog([definition])
@@ -61,7 +62,7 @@ def build_parts(
     services: list[TaskService],
     bootstrap_servers: str,
     settings: Settings,
-    mode: str,
+    mode: Mode,
     on_state: OnState | None = None,
     only: str | None = None,
 ) -> list[Component]:
@@ -71,7 +72,7 @@ def build_parts(
     participant per service and the tracker, which announces the end. With `only`,
     the stateful ones handle that one workflow, apart from any live deployment.
     """
-    if mode == "choreography":
+    if mode == Mode.CHOREOGRAPHY:
         participants = [
             Participant(s, catalog, bootstrap_servers, settings, only=only) for s in services
         ]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from podium.events import TaskFailed, TaskStarted, TaskSucceeded
-
 from podium.runtime.cache import BoundedCache
 
 Outcome = TaskSucceeded | TaskFailed

@@ -12,10 +12,11 @@ from concurrent.futures import Executor
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ValidationError
+
 from podium.events import ErrorInfo, TaskCommand, TaskFailed, TaskStarted, TaskSucceeded
 from podium.services.errors import TaskError
 from podium.services.service import Context, Registration
-from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger("podium.service")
 

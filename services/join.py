@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from podium.workflow.choreography import (
     Abort,
     Fail,
@@ -30,7 +32,6 @@ from podium.workflow.choreography import (
 from podium.workflow.definition import Definition, RetryPolicy
 from podium.workflow.expressions import ExpressionError
 from podium.workflow.states import TaskStatus as S
-from pydantic import BaseModel, Field
 
 
 class Mine(BaseModel):

@@ -37,10 +37,12 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
+
 from podium.events import (
     CloudEvent,
     DecodeError,
     ErrorInfo,
+    Mode,
     TaskCommand,
     TaskFailed,
     TaskSkipped,
@@ -52,16 +54,6 @@ from podium.events import (
     new_event,
     topics,
 )
-from podium.services import join as rules
-from podium.services.deliveries import WINDOW, Ledger
-from podium.services.execute import execute, failure, started
-from podium.services.join import Join, Report, Retry, Run
-from podium.services.service import TaskService
-from podium.workflow import machine
-from podium.workflow.catalog import Catalog, UnknownWorkflow
-from podium.workflow.definition import Definition
-from podium.workflow.states import TaskStatus as S
-
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import read_partitions, restore
 from podium.runtime.commits import AckedCommits
@@ -76,10 +68,19 @@ from podium.runtime.kafka import (
 from podium.runtime.membership import Membership
 from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.runtime.settings import Settings
+from podium.services import join as rules
+from podium.services.deliveries import WINDOW, Ledger
+from podium.services.execute import execute, failure, started
+from podium.services.join import Join, Report, Retry, Run
+from podium.services.service import TaskService
+from podium.workflow import machine
+from podium.workflow.catalog import Catalog, UnknownWorkflow
+from podium.workflow.definition import Definition
+from podium.workflow.states import TaskStatus as S
 
 log = logging.getLogger("podium.choreography")
 
-MODE = "choreography"
+MODE = Mode.CHOREOGRAPHY
 #: the timer "task ids" that evict a settled join, and then forget its workflow id
 EVICT = "podium:evict"
 FORGET = "podium:forget"

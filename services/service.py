@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel
 
-Handler = Callable[..., Any] | Callable[..., Awaitable[Any]]
+from podium.events import topics
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+Handler = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +54,15 @@ class TaskService:
     handlers: dict[str, Registration] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise ValueError(f"service name {self.name!r}: use letters, digits, '.', '_', '-'")
+        problem = topics.name_problem(self.name, "service name")
+        if problem is not None:
+            raise ValueError(problem)
 
     def task(self, task_type: str) -> Callable[[Handler], Handler]:
         """Register the decorated function as the handler of `task_type`."""
-        if not _NAME.match(task_type):
-            raise ValueError(f"task type {task_type!r}: use letters, digits, '.', '_', '-'")
+        problem = topics.name_problem(task_type, "task type")
+        if problem is not None:
+            raise ValueError(problem)
 
         def register(handler: Handler) -> Handler:
             self.add(task_type, handler)

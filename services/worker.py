@@ -32,6 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
+
 from podium.events import (
     CloudEvent,
     DecodeError,
@@ -47,11 +48,6 @@ from podium.events import (
     new_event,
     topics,
 )
-from podium.services.deliveries import WINDOW, Ledger
-from podium.services.execute import execute, failure, started
-from podium.services.offsets import OffsetTracker
-from podium.services.service import TaskService
-
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import read_partitions
 from podium.runtime.kafka import (
@@ -63,6 +59,10 @@ from podium.runtime.kafka import (
     send,
 )
 from podium.runtime.settings import Settings
+from podium.services.deliveries import WINDOW, Ledger
+from podium.services.execute import execute, failure, started
+from podium.services.offsets import OffsetTracker
+from podium.services.service import TaskService
 
 log = logging.getLogger("podium.service")
 

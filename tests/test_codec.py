@@ -10,6 +10,7 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
 from hypothesis import given
 from hypothesis import strategies as st
+
 from podium.events import (
     DecodeError,
     ErrorInfo,

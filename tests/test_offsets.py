@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka import TopicPartition
+
 from podium.services.offsets import OffsetTracker
 
 TP = TopicPartition("t", 0)

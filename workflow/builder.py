@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from podium.workflow.definition import Compensation, Definition, RetryPolicy
 from podium.workflow.loader import parse_definition
-from pydantic import BaseModel
 
 __all__ = ["Task", "Workflow"]
 

@@ -17,15 +17,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from podium.workflow.durations import parse_duration
-from podium.workflow.expressions import Expression, Template, compile_expression, compile_template
-from podium.workflow.validation import (
-    Issue,
-    backoff_message,
-    graph_issues,
-    strip_template,
-    upstream_sets,
-)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,6 +26,17 @@ from pydantic import (
     PrivateAttr,
     ValidationInfo,
     model_validator,
+)
+
+from podium.events import topics
+from podium.workflow.durations import parse_duration
+from podium.workflow.expressions import Expression, Template, compile_expression, compile_template
+from podium.workflow.validation import (
+    Issue,
+    backoff_message,
+    graph_issues,
+    strip_template,
+    upstream_sets,
 )
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
 
 TASK_ID = re.compile(r"[a-z_][a-z0-9_]*")
 WORKFLOW_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
-TASK_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
 
 # Validation context flag: the loader runs the graph checks itself (to report them with the field errors).
 SKIP_GRAPH_CHECKS = "podium.skip_graph_checks"
@@ -70,8 +71,9 @@ def _check_name(value: str) -> str:
 
 
 def _check_type(value: str) -> str:
-    if not TASK_TYPE.fullmatch(value):
-        raise ValueError(f"invalid task type '{value}': use letters, digits, '_', '.', ':' or '-'")
+    problem = topics.name_problem(value, "task type")
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
 from podium.workflow.definition import SKIP_GRAPH_CHECKS, Definition, schema_issues
 from podium.workflow.validation import DefinitionError, Issue, Loc, Problem, graph_issues
-from pydantic import ValidationError
 
 __all__ = [
     "SUFFIXES",

@@ -56,6 +56,8 @@ from collections.abc import Callable, Iterator, Mapping
 from heapq import heappop, heappush
 from typing import Annotated, Any, Literal, TypeVar, overload
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
 from podium.workflow.choreography import (
     Abort,
     Fail,
@@ -70,7 +72,6 @@ from podium.workflow.choreography import (
 from podium.workflow.definition import Compensation, Definition, TaskSpec
 from podium.workflow.expressions import ExpressionError, Outcome
 from podium.workflow.states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "TERMINAL",

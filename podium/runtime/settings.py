@@ -7,10 +7,11 @@ override the environment. No bootstrap servers means the embedded broker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from podium.events import Mode
 
 
 class ConsumerSettings(BaseModel):
@@ -33,7 +34,7 @@ class Settings(BaseSettings):
     #: replicas of every topic Podium creates (3 on a three-broker Kafka cluster)
     replication_factor: int = Field(1, ge=1, le=16)
     definitions: Path | None = None
-    mode: Literal["orchestration", "choreography"] = "orchestration"
+    mode: Mode = Mode.ORCHESTRATION
     history_url: str | None = None
     #: handlers running at once in one service process (backpressure beyond it)
     concurrency: int = Field(64, ge=1, le=10_000)

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
+from podium.services.service import TaskService
 from podium.workflow.builder import Task, Workflow
 from podium.workflow.definition import Compensation, Definition, RetryPolicy
 from podium.workflow.durations import format_duration, parse_duration
@@ -18,7 +21,6 @@ from podium.workflow.loader import (
     summary,
     validate_files,
 )
-from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -112,6 +114,18 @@ def test_json_definitions_load(tmp_path: Path) -> None:
         load_definition(path)
     (problem,) = caught.value.problems
     assert problem.line == 2 and "JSON syntax error" in problem.message
+
+
+@pytest.mark.parametrize("bad", ["inventory:reserve", "_private", "a" * 201, "sp ace"])
+def test_a_task_type_that_cannot_name_a_topic_is_refused(tmp_path: Path, bad: str) -> None:
+    """Validation, the topics module and `TaskService` share one pattern (it names topics)."""
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"name": "x", "tasks": [{"id": "a", "type": bad}]}))
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(path)
+    assert "names Kafka topics" in str(caught.value)
+    with pytest.raises(ValueError, match="names Kafka topics"):
+        TaskService("svc").task(bad)
 
 
 # -- every problem at once -------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from podium.workflow.loader import load_definition
 from podium.workflow.machine import WorkflowState, command_adapter, decide, event_adapter
 

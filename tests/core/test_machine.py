@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from podium.workflow import machine
 from podium.workflow.machine import (
     TERMINAL,

@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_note
 from hypothesis import strategies as st
+
 from podium.workflow.choreography import compensation_order
 from podium.workflow.definition import Definition
 from podium.workflow.machine import (

@@ -12,6 +12,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from podium.workflow.choreography import WAIT, Abort, Fail, Ready, Skip, readiness, render_output
 from podium.workflow.definition import Definition
 from podium.workflow.expressions import Outcome

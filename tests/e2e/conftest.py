@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from podium.client import Client, Ended, prepare_topics
 from podium.conductor.conductor import TRACKER, Conductor
+from podium.oneshot import build_parts
+from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definitions
 from podium.workflow.machine import WorkflowState
 from podium.workflow.states import TERMINAL
-
-from podium.client import Client, Ended, prepare_topics
-from podium.oneshot import build_parts
-from podium.runtime.settings import Settings
 from tests.e2e import random_dags
 from tests.e2e import services as test_services
 

@@ -8,14 +8,15 @@ state, output and task states.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
-from podium.events import topics
-from podium.workflow.definition import Definition
 
 from podium.client import InputRejected
+from podium.events import topics
 from podium.runtime.kafka import make_consumer, make_producer
+from podium.workflow.definition import Definition
 from tests.e2e import random_dags
 from tests.e2e.conftest import RANDOM_DAGS, Deployment
 from tests.e2e.services import CALLS
@@ -125,7 +126,9 @@ async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
     await consumer.start()
     try:
         dead = None
+        deadline = time.monotonic() + 30
         while dead is None:
+            assert time.monotonic() < deadline, "the garbage record was never dead-lettered"
             batch = await asyncio.wait_for(consumer.getmany(timeout_ms=500), 30)
             for records in batch.values():
                 dead = next((r for r in records if r.value and marker in r.value), dead)

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import podium.conductor.conductor as conductor_module
 import podium.services.participant as participant_module
-import pytest
+from podium.client import Client, prepare_topics
 from podium.conductor.conductor import Conductor
 from podium.events import topics
+from podium.oneshot import build_parts
+from podium.runtime.changelog import restore
+from podium.runtime.settings import Settings
 from podium.services.participant import Participant
 from podium.services.worker import Worker
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definitions
-
-from podium.client import Client, prepare_topics
-from podium.oneshot import build_parts
-from podium.runtime.changelog import restore
-from podium.runtime.settings import Settings
 from tests.e2e import services as test_services
 from tests.e2e.conftest import FLOWS
 

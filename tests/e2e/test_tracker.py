@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from podium.conductor.conductor import Conductor
 from podium.events import TaskSucceeded, encode, new_event, topics
-
 from podium.runtime.kafka import make_producer
 from tests.e2e.conftest import Deployment, tracked_end
 

@@ -6,12 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from podium.events import TaskSucceeded, decode, encode, new_event
 
 from podium.broker import api_versions_round_trip, free_port
+from podium.events import TaskSucceeded, decode, encode, new_event
 from podium.runtime.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,9 @@ async def test_events_travel_through_the_broker_with_the_codec(kafka: str, uniqu
     await consumer.start()
     try:
         received = []
+        deadline = time.monotonic() + 30
         while len(received) < len(sent):
+            assert time.monotonic() < deadline, f"{len(received)} of {len(sent)} received"
             batch = await consumer.getmany(timeout_ms=1000)
             received += [decode(raw_record(r)) for records in batch.values() for r in records]
     finally:

@@ -8,6 +8,7 @@ consumers read through `ContiguousReader`, which re-fetches across such gaps.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -25,7 +26,9 @@ async def test_no_record_is_skipped_with_concurrent_producers(kafka: str, unique
     await consumer.start()
     reader = ContiguousReader(consumer)
     try:
+        deadline = time.monotonic() + 60
         while not consumer.assignment():
+            assert time.monotonic() < deadline, "no assignment"
             await consumer.getmany(timeout_ms=10)  # the assignment comes with the first poll
         await reader.track(consumer.assignment())
         sent = {f"{p}-{i}" for p in range(PRODUCERS) for i in range(RECORDS)}
@@ -33,6 +36,7 @@ async def test_no_record_is_skipped_with_concurrent_producers(kafka: str, unique
         producing = asyncio.gather(*(produce(kafka, topic, p) for p in range(PRODUCERS)))
         quiet = 0  # polls in a row that found nothing once every producer was done
         while quiet < 50:
+            assert time.monotonic() < deadline, f"{len(seen)} of {len(sent)} seen"
             batch = await reader.getmany(timeout_ms=20)
             seen |= {r.value.decode() for records in batch.values() for r in records if r.value}
             quiet = quiet + 1 if producing.done() and not batch else 0

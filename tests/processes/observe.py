@@ -6,7 +6,6 @@ import collections
 from pathlib import Path
 
 from podium.events import DecodeError, WorkflowCompleted, WorkflowFailed, decode, topics
-
 from podium.runtime.changelog import read_partitions
 from podium.runtime.kafka import raw_record
 from podium.runtime.settings import Settings

@@ -17,19 +17,19 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
+
+from podium.client import Client, prepare_topics
 from podium.events import (
     TaskSucceeded,
     encode,
     new_event,
     topics,
 )
-from podium.workflow.catalog import Catalog
-from podium.workflow.loader import load_definitions
-
-from podium.client import Client, prepare_topics
 from podium.runtime.changelog import read_partitions
 from podium.runtime.kafka import make_consumer, make_producer
 from podium.runtime.settings import Settings
+from podium.workflow.catalog import Catalog
+from podium.workflow.loader import load_definitions
 from tests.processes.conftest import FLOWS
 from tests.processes.observe import calls, endings
 from tests.processes.procs import Proc, podium
