@@ -178,8 +178,16 @@ def fetch(home: Path | None = None) -> Path:
 
 
 def cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Never one that starts with "-" (1 in 64 do): the storage tool would read it as an
+    option ("argument --cluster-id/-t: expected one argument"); Kafka's own
+    `Uuid.randomUuid` skips those too.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def metadata_brokers(host: str, port: int, timeout: float = 1.0) -> int | None:
