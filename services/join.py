@@ -76,6 +76,8 @@ class Report:
     status: S  # Skipped or Failed
     reason: str
     error_type: str | None = None
+    attempt: int = 1
+    compensation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +217,9 @@ def on_retry_due(join: Join, task_id: str, compensation: bool) -> list[Action]:
     if mine.status != S.RETRYING:
         return []
     if join.failed and not compensation:
-        return []  # the workflow failed meanwhile: start no new work (as the conductor)
+        # the workflow failed meanwhile: start no new work (as the conductor), and say so,
+        # so that whoever waits for this task's last word (the tracker) hears it
+        return [_decline(join, task_id, mine, "NotRetried", "not retried: the workflow failed")]
     mine.status = S.RUNNING
     mine.attempt += 1
     mine.retry_due = None
@@ -233,21 +237,31 @@ def advance(definition: Definition, join: Join) -> list[Action]:
     progressed = True
     while progressed:
         progressed = False
-        if not join.failed:
-            for task_id, mine in join.tasks.items():
-                if mine.status == S.PENDING:
-                    action = _evaluate(definition, join, task_id, mine)
-                    if action is not None:
-                        actions.append(action)
-                        # a skip or a failure resolves the task at once: look again
-                        progressed = progressed or not isinstance(action, Run)
+        for task_id, mine in join.tasks.items():
+            if mine.status == S.PENDING:
+                action = _evaluate(definition, join, task_id, mine)
+                if action is not None:
+                    actions.append(action)
+                    # a skip or a failure resolves the task at once: look again
+                    progressed = progressed or not isinstance(action, Run)
         if join.failed and definition.on_failure == "compensate":
             actions += _compensate(definition, join)
     return actions
 
 
+def _decline(join: Join, task_id: str, mine: Mine, error_type: str, reason: str) -> Report:
+    """A task of this participant's that will never run once the workflow failed: it is
+    Failed for good, and reported, so that downstream joins and the tracker settle."""
+    mine.status = S.FAILED
+    join.seen[task_id] = (S.FAILED, None)
+    return Report(task_id, S.FAILED, reason, error_type, attempt=mine.attempt + 1)
+
+
 def _evaluate(definition: Definition, join: Join, task_id: str, mine: Mine) -> Action | None:
     verdict = readiness(definition, task_id, join.seen, join.input, join.workflow_id)
+    if isinstance(verdict, Ready) and join.failed:
+        # the workflow failed before this task started: it never does (as the conductor)
+        return _decline(join, task_id, mine, "NotStarted", "not started: the workflow failed")
     if isinstance(verdict, Ready):
         mine.status, mine.attempt, mine.input = S.RUNNING, 1, verdict.input
         return Run(task_id, 1, verdict.input)
@@ -260,8 +274,8 @@ def _evaluate(definition: Definition, join: Join, task_id: str, mine: Mine) -> A
         join.seen[task_id] = (S.FAILED, None)
         join.failed = True
         return Report(task_id, S.FAILED, verdict.message, verdict.error_type)
-    if isinstance(verdict, Abort):
-        return None  # an upstream failed: this task never runs
+    if isinstance(verdict, Abort):  # an upstream failed: this task never runs
+        return _decline(join, task_id, mine, "UpstreamFailed", "not run: an upstream task failed")
     return None  # waiting
 
 
@@ -279,7 +293,8 @@ def _compensate(definition: Definition, join: Join) -> list[Action]:
         except ExpressionError as error:
             mine.status = S.FAILED
             join.undone[task_id] = S.FAILED
-            actions.append(Report(task_id, S.FAILED, str(error), "ExpressionError"))
+            report = Report(task_id, S.FAILED, str(error), "ExpressionError", compensation=True)
+            actions.append(report)
             continue
         mine.status, mine.attempt, mine.input = S.RUNNING, 1, payload
         actions.append(Run(task_id, 1, payload, compensation=True))
@@ -326,8 +341,8 @@ def settled(definition: Definition, join: Join) -> bool:
     if not compensating:
         return True
     for task_id, mine in join.compensations.items():
-        if mine.status in (S.SUCCEEDED, S.FAILED):
-            continue
+        if mine.status in (S.SUCCEEDED, S.FAILED) or _undo_failed_below(definition, join, task_id):
+            continue  # done, or never to run: a compensation below it failed for good
         seen = join.seen.get(task_id)
         if seen is not None and seen[0] == S.SUCCEEDED:
             return False  # still to undo
@@ -336,6 +351,20 @@ def settled(definition: Definition, join: Join) -> bool:
             if isinstance(verdict, Ready):
                 return False  # it may be running at its owner and succeed late
     return True
+
+
+def _undo_failed_below(definition: Definition, join: Join, task_id: str) -> bool:
+    """A descendant's compensation failed for good: the saga stops there (as the conductor)."""
+    tasks = definition.plan.tasks
+    stack, visited = list(tasks[task_id].dependents), set()
+    while stack:
+        current = stack.pop()
+        if current not in visited:
+            visited.add(current)
+            if join.undone.get(current) == S.FAILED:
+                return True
+            stack.extend(tasks[current].dependents)
+    return False
 
 
 def in_flight(join: Join) -> list[Action]:

@@ -297,7 +297,8 @@ class Participant:
                 )
             elif isinstance(action, Report):
                 report = self._report(definition, join, action)
-                topic = topics.outcomes(definition.task(action.task_id).type)
+                assert isinstance(report.data, TaskSkipped | TaskFailed)
+                topic = topics.outcomes(report.data.task_type)
                 self._outbox.emit(topic, partition, encode(report))
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
@@ -384,14 +385,22 @@ class Participant:
         )
 
     def _report(self, definition: Definition, join: Join, report: Report) -> CloudEvent:
-        spec = definition.task(report.task_id)
+        core = machine.run_task(
+            definition,
+            join.workflow_id,
+            report.task_id,
+            report.attempt,
+            None,
+            compensation=report.compensation,
+        )
         common: dict[str, Any] = {
             "workflow": join.name,
             "version": join.version,
-            "command_id": f"{join.workflow_id}:{report.task_id}:1",
+            "command_id": core.command_id,
             "task_id": report.task_id,
-            "task_type": spec.type,
-            "attempt": 1,
+            "task_type": core.task_type,
+            "attempt": report.attempt,
+            "compensation": report.compensation,
             "mode": MODE,
         }
         payload: TaskSkipped | TaskFailed
@@ -408,7 +417,7 @@ class Participant:
             workflow_id=join.workflow_id,
             id=f"{common['command_id']}:{report.status.lower()}",
             task_id=report.task_id,
-            attempt=1,
+            attempt=report.attempt,
         )
 
     def _snapshot(self, workflow_id: str) -> bytes | None:

@@ -111,6 +111,9 @@ class Started(_Frozen):
     workflow_id: str
     input: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
+    #: the tracker: the services act on their own, and every attempt they start ends with a
+    #: last word of theirs (an outcome, or a report that they declined it), which it awaits
+    observed: bool = False
 
 
 class TaskSucceeded(_Frozen):
@@ -233,6 +236,7 @@ class WorkflowState(_Frozen):
     started_at: float
     ended_at: float | None = None
     seed: int = 0
+    observed: bool = False
     tasks: dict[str, TaskState] = Field(default_factory=dict)
     timers: dict[str, Timer] = Field(default_factory=dict)
     completed: tuple[str, ...] = ()  # Succeeded task ids in completion order
@@ -617,6 +621,18 @@ class _Step:
         )
         self.arm_timeout(tid, attempt, compensation=False)
 
+    def startable(self, tid: str) -> bool:
+        """Observed, while undoing: a Pending task the services may still start (or decline)."""
+        if not self.state.observed or self.status is not WorkflowStatus.COMPENSATING:
+            return False
+        if self.tasks[tid].status is not TaskStatus.PENDING:
+            return False
+        node = self.plan.tasks[tid]
+        if not self.resolved(node.observes):
+            return False
+        verdict = task_readiness(node, _Upstream(self.tasks), self.state.input, self.wf)
+        return isinstance(verdict, Ready)
+
     def rendered_input(self, tid: str) -> Any:
         try:
             return render_input(
@@ -635,8 +651,10 @@ class _Step:
         self.maybe_succeed()
 
     def failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
-        if self.status is WorkflowStatus.COMPENSATING:  # no new attempt once the saga undoes
-            self.attempt_failed(tid, attempt, False, error, final=True)
+        if self.status is WorkflowStatus.COMPENSATING:
+            # no new attempt once the saga undoes; observed, a service unaware of the
+            # failure may still retry: its next attempt is awaited (Retrying)
+            self.attempt_failed(tid, attempt, False, error, final=not self.state.observed)
             self.maybe_compensate()
         elif not self.attempt_failed(tid, attempt, False, error):
             self.workflow_failed(tid, error)
@@ -676,13 +694,27 @@ class _Step:
         self.maybe_compensate()
 
     def maybe_compensate(self) -> None:
-        """Start undoing once no forward attempt runs any more (the queue is final then)."""
-        if any(task.status is TaskStatus.RUNNING for task in self.tasks.values()):
+        """Start undoing once no forward attempt runs any more (the queue is final then).
+
+        Observed (the tracker), a Retrying task may still be retried by a service that has
+        not heard of the failure yet: its last word is awaited too. An observed late
+        success can also come while undoing: it joins the queue behind the undo in progress.
+        """
+        waiting = (
+            {TaskStatus.RUNNING, TaskStatus.RETRYING}
+            if self.state.observed
+            else {TaskStatus.RUNNING}
+        )
+        if any(task.status in waiting for task in self.tasks.values()):
             return
+        if any(self.startable(tid) for tid in self.tasks):
+            return  # observed: a service unaware of the failure runs it, or says it declines
         undone = {t for t, c in self.compensations.items() if c.status is TaskStatus.SUCCEEDED}
+        head = self.queue[:1] if self.queue and self.queue[0] in self.compensations else ()
         order = compensation_order(self.definition, self.completed)
-        self.queue = tuple(t for t in order if t not in undone)
-        self.next_compensation()
+        self.queue = (*head, *(t for t in order if t not in undone and t not in head))
+        if not head:
+            self.next_compensation()
 
     def move(
         self, status: WorkflowStatus, *, output: Any = None, error: dict[str, Any] | None = None
@@ -887,6 +919,7 @@ def _start(
         started_at=now,
         ended_at=None,
         seed=event.seed,
+        observed=event.observed,
         tasks={tid: _PENDING for tid in plan.order},
         timers={},
         completed=(),
@@ -922,9 +955,18 @@ _PENDING = TaskState()
 
 
 def _observe_next_attempt(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
-    """Observe-only: attempt N+1's outcome while Retrying after N means N+1 started without us."""
+    """Observe-only: attempt N+1's outcome while Retrying after N means N+1 started without us.
+
+    While a saga undoes, a service unaware of the failure may also start a task that
+    became ready: its first attempt's outcome is taken the same way.
+    """
     task = step.compensations.get(tid) if compensation else step.tasks.get(tid)
-    if task is None or task.status is not TaskStatus.RETRYING or attempt != task.attempts + 1:
+    if task is None:
+        return False
+    if not compensation and attempt == 1 and step.startable(tid):
+        step.start_attempt(tid, 1, step.rendered_input(tid), command=False)
+        return True
+    if task.status is not TaskStatus.RETRYING or attempt != task.attempts + 1:
         return False
     if compensation:
         step.timers.pop(f"{step.wf}:{tid}:compensate:retry:{attempt}", None)
@@ -950,8 +992,8 @@ def _current(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
         return False
     if task.status is TaskStatus.RUNNING and task.attempts == attempt:
         return True
-    if step.status is WorkflowStatus.COMPENSATING and not compensation:
-        return False  # no new forward attempt once the saga undoes
+    if step.status is WorkflowStatus.COMPENSATING and not compensation and not step.state.observed:
+        return False  # no new forward attempt once the saga undoes (a service may, unaware)
     return _observe_next_attempt(step, tid, attempt, compensation)
 
 

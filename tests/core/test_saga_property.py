@@ -17,22 +17,12 @@ apply yet and retrying it after each change, as the conductor's
 Orchestration: the same fates drive ``decide`` as a conductor, its commands
 carried out by a simulated world in an order hypothesis picks.
 
-KNOWN gaps, found by this test and tolerated (each noted with ``hypothesis.event``)
-until the join rule / the tracker close them; everything else is asserted:
-
-1. A participant that watches none of the failed tasks' types (``on_failure: fail``,
-   or nothing to undo) and waits behind an aborted task never learns the workflow
-   failed: its join is never ``settled``.
-2. An owner that learns of the failure before starting a Ready task, or while the
-   task is Retrying (``on_retry_due`` returns nothing), declines silently: the joins
-   that would undo it never settle, and the tracker (which took it as Running)
-   may wait in Compensating for good.
-3. A forward attempt the tracker did not see start (a retry, or a first attempt
-   of a participant that had not seen the failure yet) ends after the tracker
-   entered Compensating: the tracker ignores its outcome (or took its retryable
-   failure as final), so it may end without undoing what the participants undid.
-4. A compensation that fails for good leaves the undos upstream of it Pending:
-   their joins never settle.
+Four gaps this test found are closed, and asserted: a participant downstream of
+an aborted task is told (``UpstreamFailed``); an owner that learns of the
+failure before it starts a Ready task or retries says so (``NotStarted``,
+``NotRetried``); the tracker (``observed``) waits for those last words and
+takes an attempt it did not see start; an undo above a compensation that failed
+for good is not awaited.
 """
 
 from __future__ import annotations
@@ -59,7 +49,6 @@ from podium.services.join import (
     settled,
     watched_types,
 )
-from podium.workflow.choreography import Ready, readiness
 from podium.workflow.definition import Definition
 from podium.workflow.machine import (
     TERMINAL,
@@ -88,6 +77,8 @@ Fates = dict[tuple[str, int, bool], Fate]
 TRIGGER = "podium.triggers"
 MAX_STEPS = 2_000
 FINAL = (S.SUCCEEDED, S.FAILED, S.SKIPPED)
+#: the reports of work a participant declines once it knows the workflow failed
+DECLINES = ("NotStarted", "NotRetried", "UpstreamFailed")
 
 
 @st.composite
@@ -149,8 +140,10 @@ class World:
     queues: dict[tuple[int, str], deque[int]] = field(default_factory=dict)
     runs: list[tuple[int, Run]] = field(default_factory=list)
     timers: list[tuple[int, Retry]] = field(default_factory=list)
-    #: forward runs started after a final failure was published (see `known_tracker_gap`)
+    #: forward runs started after a final failure was published (a service not yet aware)
     late_starts: list[tuple[str, int]] = field(default_factory=list)
+    #: tasks an owner declined (never started, or not retried) once it knew of the failure
+    declined: set[str] = field(default_factory=set)
     #: successful handler runs per (task, compensation)
     successes: dict[tuple[str, bool], int] = field(default_factory=dict)
     now: float = 0.0
@@ -197,14 +190,20 @@ class World:
                 self.timers.append((index, action))
             else:
                 assert isinstance(action, Report)
+                spec = self.d.task(action.task_id)
+                if action.error_type in DECLINES:
+                    self.declined.add(action.task_id)
                 self.publish(
                     Published(
-                        topic=self.d.task(action.task_id).type,
+                        topic=spec.compensate.type
+                        if action.compensation and spec.compensate
+                        else spec.type,
                         task_id=action.task_id,
                         status=action.status,
-                        attempt=1,
+                        attempt=action.attempt,
                         retryable=False,
                         error_type=action.error_type or "Error",
+                        compensation=action.compensation,
                     )
                 )
 
@@ -324,7 +323,8 @@ def core_event(event: Published) -> Event | None:
 def track(d: Definition, workflow_input: dict[str, Any], log: list[Published]) -> WorkflowState:
     """The tracker over the published events, holding what it cannot apply yet."""
     now = 0.0
-    state, _ = decide(d, None, Started(workflow_id="w", input=workflow_input, seed=1), now)
+    started = Started(workflow_id="w", input=workflow_input, seed=1, observed=True)
+    state, _ = decide(d, None, started, now)
     assert state is not None
     held: list[Event] = []
 
@@ -373,41 +373,6 @@ def expected_status(d: Definition, world: World) -> WorkflowStatus:
     return WorkflowStatus.COMPENSATED
 
 
-def declined(d: Definition, world: World) -> list[str]:
-    """Forward work an owner will never do because it learned of the failure (KNOWN gap 2).
-
-    A task left Retrying, or left Pending though its upstream outcomes make it Ready:
-    its owner saw the failure first and stayed silent, publishing nothing.
-    """
-    outcomes = {s.id: world.owner(s.type).tasks[s.id] for s in d.tasks}
-    seen = {t: (m.status, output_of(m.attempt, False)) for t, m in outcomes.items()}
-    resolved = {t: o for t, o in seen.items() if o[0] in FINAL}
-    found = []
-    for task_id, mine in outcomes.items():
-        if mine.status == S.RETRYING:
-            found.append(task_id)
-        elif mine.status == S.PENDING:
-            verdict = readiness(d, task_id, resolved, world.workflow_input, "w")
-            if isinstance(verdict, Ready):
-                found.append(task_id)
-    return found
-
-
-def known_unsettled(d: Definition, world: World, participant: Participant) -> str | None:
-    """Why a join is not settled, when it is one of the known gaps (module docstring)."""
-    join = participant.join
-    failed = {s.type for s in d.tasks if world.owner(s.type).tasks[s.id].status == S.FAILED}
-    if failed and not join.failed and not failed & participant.watched:
-        return "1: never told of the failure"
-    if join.failed and any(m.status == S.RETRYING for m in join.tasks.values()):
-        return "2: retrying when the workflow failed"
-    if set(join.compensations) & set(declined(d, world)):
-        return "2: waits to undo a task its owner declined"
-    if any(u == S.FAILED for u in join.undone.values()):
-        return "4: an undo upstream of a failed compensation never runs"
-    return None
-
-
 @SETTINGS
 @given(sagas(), st.data())
 def test_choreographed_saga_undoes_what_succeeded_and_the_tracker_agrees(
@@ -429,10 +394,7 @@ def test_choreographed_saga_undoes_what_succeeded_and_the_tracker_agrees(
 
     # every join is settled: nothing left to run, nothing that may still be called for
     for participant in world.participants:
-        if not settled(d, participant.join):
-            known = known_unsettled(d, world, participant)
-            assert known, (participant.task_type, participant.join)
-            event_note(f"KNOWN unsettled join, gap {known}")
+        assert settled(d, participant.join), (participant.task_type, participant.join)
     # a compensation runs only in a failed saga, for a Succeeded task, and succeeds once
     assert undone <= to_undo
     assert all(n == 1 for (_, c), n in world.successes.items() if c)
@@ -443,18 +405,22 @@ def test_choreographed_saga_undoes_what_succeeded_and_the_tracker_agrees(
 
     state = track(d, workflow_input, world.log)
     tracked = {t for t, c in state.compensations.items() if c.status is S.SUCCEEDED}
-    assert tracked <= undone, (tracked, undone)
-    if world.late_starts or declined(d, world):
-        # KNOWN gaps 2 and 3: the tracker cannot tell what happened; it undoes nothing extra
-        event_note("KNOWN tracker gap: " + ("3, late start" if world.late_starts else "2"))
-        return
+    if world.late_starts:
+        event_note("a service retried or started work after the failure was published")
+    if world.declined:
+        event_note("an owner declined work once it knew of the failure")
     assert state.status is truth, (state.status, truth, state.error)
     if not undo_failed:
         assert tracked == undone, (tracked, undone)
     for tid, mine in outcome.items():
         task = state.tasks[tid]
-        if task.status is S.SKIPPED and mine.status == S.PENDING and failed:
-            continue  # the tracker derives a skip its owner never evaluated, having seen the failure
+        if tid in world.declined:
+            assert task.status is not S.RUNNING  # the decline was its last word
+            continue
+        if {task.status, mine.status} == {S.SKIPPED, S.PENDING} and failed:
+            # a skip decided on one side after the failure, which the other side (having
+            # seen the failure) never evaluated: as in orchestration, nothing depends on it
+            continue
         if task.status in FINAL or (truth is not WorkflowStatus.FAILED and mine.status in FINAL):
             assert task.status == mine.status, (tid, task.status, mine.status)
         if mine.status == S.SUCCEEDED and task.status is S.SUCCEEDED:
