@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import heapq
 import logging
 import time
@@ -55,6 +54,7 @@ from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.runtime.settings import Settings
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
+from podium.workflow.ids import seed_of
 from podium.workflow.machine import WorkflowState
 from podium.workflow.states import TERMINAL
 
@@ -129,10 +129,6 @@ class Snapshot:
     state: WorkflowState | None = None
     held: tuple[Outcome, ...] = ()
     ended: Ended | None = None
-
-
-def seed_of(workflow_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(workflow_id.encode(), digest_size=8).digest(), "big")
 
 
 class Rejected(Exception):
@@ -262,7 +258,10 @@ class Conductor:
             if problems:
                 raise Rejected(f"input rejected: {'; '.join(problems)}")
             start = machine.Started(
-                workflow_id=workflow_id, input=data.input, seed=seed_of(workflow_id)
+                workflow_id=workflow_id,
+                input=data.input,
+                seed=seed_of(workflow_id),
+                observed=self.observes,
             )
             self._decide(partition, workflow_id, data.mode, definition, None, start, now)
             if data.mode in self.role.announces:

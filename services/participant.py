@@ -68,14 +68,14 @@ from podium.runtime.kafka import (
 from podium.runtime.membership import Membership
 from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
 from podium.runtime.settings import Settings
-from podium.services import join as rules
 from podium.services.deliveries import WINDOW, Ledger
 from podium.services.execute import execute, failure, started
-from podium.services.join import Join, Report, Retry, Run
 from podium.services.service import TaskService
+from podium.workflow import join as rules
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
 from podium.workflow.definition import Definition
+from podium.workflow.join import Join, Report, Retry, Run
 from podium.workflow.states import TaskStatus as S
 
 log = logging.getLogger("podium.choreography")

@@ -71,6 +71,7 @@ from podium.workflow.choreography import (
 )
 from podium.workflow.definition import Compensation, Definition, TaskSpec
 from podium.workflow.expressions import ExpressionError, Outcome
+from podium.workflow.ids import jitter_salt, lane
 from podium.workflow.states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
 
 __all__ = [
@@ -450,10 +451,6 @@ class _Step:
 
     # -- one attempt of a task or of its compensation: the same life, two lanes
 
-    def _key(self, tid: str, compensation: bool) -> str:
-        """The prefix of the lane's timer ids and jitter salt."""
-        return f"{tid}:compensate" if compensation else tid
-
     def _lane(self, tid: str, compensation: bool) -> TaskState:
         return self.compensations[tid] if compensation else self.tasks[tid]
 
@@ -475,7 +472,7 @@ class _Step:
         timeout = self._step_spec(tid, compensation).timeout
         if timeout is not None:
             self.schedule(
-                f"{self.wf}:{self._key(tid, compensation)}:timeout:{attempt}",
+                f"{self.wf}:{lane(tid, compensation)}:timeout:{attempt}",
                 _timer(
                     due=self.now + timeout,
                     purpose="attempt_timeout",
@@ -487,7 +484,7 @@ class _Step:
 
     def attempt_ended(self, tid: str, attempt: int, compensation: bool, output: Any) -> None:
         """The attempt succeeded: disarm its timeout, record the output."""
-        self.timers.pop(f"{self.wf}:{self._key(tid, compensation)}:timeout:{attempt}", None)
+        self.timers.pop(f"{self.wf}:{lane(tid, compensation)}:timeout:{attempt}", None)
         before = self._lane(tid, compensation)
         self._put(
             tid,
@@ -512,7 +509,7 @@ class _Step:
         final: bool = False,
     ) -> bool:
         """Retrying with a backoff timer (True), or Failed for good (False)."""
-        key = self._key(tid, compensation)
+        key = lane(tid, compensation)
         self.timers.pop(f"{self.wf}:{key}:timeout:{attempt}", None)
         policy = self._step_spec(tid, compensation).retry
         before = self._lane(tid, compensation)
@@ -533,7 +530,8 @@ class _Step:
             self.schedule(
                 f"{self.wf}:{key}:retry:{attempt + 1}",
                 _timer(
-                    due=self.now + policy.delay(attempt, f"{self.state.seed}:{key}"),
+                    due=self.now
+                    + policy.delay(attempt, jitter_salt(self.state.seed, tid, compensation)),
                     purpose="retry",
                     task_id=tid,
                     attempt=attempt + 1,

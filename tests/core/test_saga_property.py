@@ -35,8 +35,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_note
 from hypothesis import strategies as st
 
-from podium.services.join import Action as JoinAction
-from podium.services.join import (
+from podium.workflow.definition import Definition
+from podium.workflow.join import Action as JoinAction
+from podium.workflow.join import (
     Join,
     Report,
     Retry,
@@ -49,7 +50,6 @@ from podium.services.join import (
     settled,
     watched_types,
 )
-from podium.workflow.definition import Definition
 from podium.workflow.machine import (
     TERMINAL,
     Command,

@@ -31,6 +31,7 @@ from podium.workflow.choreography import (
 )
 from podium.workflow.definition import Definition, RetryPolicy
 from podium.workflow.expressions import ExpressionError
+from podium.workflow.ids import jitter_salt, seed_of
 from podium.workflow.states import TaskStatus as S
 
 
@@ -200,7 +201,8 @@ def on_result(
         mine.status = S.SUCCEEDED
     elif not is_final_failure(policy, run.attempt, retryable):
         mine.status = S.RETRYING
-        mine.retry_due = now + policy.delay(run.attempt, f"{join.workflow_id}:{run.task_id}")
+        salt = jitter_salt(seed_of(join.workflow_id), run.task_id, run.compensation)
+        mine.retry_due = now + policy.delay(run.attempt, salt)
         return [Retry(run.task_id, mine.retry_due, run.compensation)]
     else:
         mine.status = S.FAILED
