@@ -57,12 +57,12 @@ from typing import Any
 import orjson
 from floor import cpu_seconds
 from harness import closed_loop, percentile, sequential_latencies
-from podium.events import topics
-from podium.workflow.loader import load_definition
 
 from podium.client import Client, prepare_topics
+from podium.events import topics
 from podium.runtime.changelog import read_partitions
 from podium.runtime.settings import Settings
+from podium.workflow.loader import load_definition
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPSTATS = ROOT / "benchmarks" / "loopstats.py"
@@ -187,7 +187,10 @@ async def stop(procs: list[Proc]) -> dict[str, int | None]:
 
 
 def broker_pid(bootstrap: str) -> int | None:
-    """The embedded tansu process listening on `bootstrap`, if it runs on this machine."""
+    """The broker's process: `PODIUM_BENCH_BROKER_PID` (set by run.py for the Apache Kafka
+    broker it starts), or the embedded tansu process listening on `bootstrap`."""
+    if os.environ.get("PODIUM_BENCH_BROKER_PID"):
+        return int(os.environ["PODIUM_BENCH_BROKER_PID"])
     needle = f"tcp://{bootstrap}".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

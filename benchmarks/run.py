@@ -1,9 +1,12 @@
 """Run the 5-step chain benchmark for each system on one broker and write the figures.
 
-    python benchmarks/run.py [--systems floor,...] [--out benchmarks/results/chain.json]
+    python benchmarks/run.py [--systems floor,...] [--broker tansu|apache-kafka]
+                             [--out benchmarks/results/chain.json]
 
-Uses PODIUM_BOOTSTRAP_SERVERS when set, otherwise starts one embedded tansu
-broker for the whole run. Each system runs in turn: ready-check, 300 sequential
+Uses PODIUM_BOOTSTRAP_SERVERS when set, otherwise starts one broker of the
+`--broker` kind for the whole run (`--fresh-broker`: one per system): the
+embedded tansu (default), or a single-node Apache Kafka from its jars
+(`make kafka-jars`). Each system runs in turn: ready-check, 300 sequential
 workflows (latency), then 3,000 workflows with 100 in flight (throughput).
 """
 
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import choreography
@@ -20,6 +25,7 @@ import floor
 import orchestration
 from harness import RESULTS_DIR, Result, SystemFactory, measure, print_results, write_results
 
+from podium.apache_kafka import ApacheKafka, ApacheKafkaError, unavailable
 from podium.broker import bootstrap_or_embedded
 from podium.runtime.settings import Settings
 
@@ -36,7 +42,18 @@ SYSTEMS: dict[str, SystemFactory] = {
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: %(default)s")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR / "chain.json")
+    p.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="tansu",
+        help="the broker started when PODIUM_BOOTSTRAP_SERVERS is unset (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default: results/chain.json; chain-apache-kafka.json on Kafka)",
+    )
     p.add_argument("--latency-n", type=int, default=300)
     p.add_argument("--throughput-n", type=int, default=3_000)
     p.add_argument("--concurrency", type=int, default=100)
@@ -49,7 +66,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--fresh-broker",
         action="store_true",
-        help="a new embedded broker per system (tansu slows as its memory logs grow)",
+        help="a new broker per system (tansu slows as its memory logs grow)",
     )
     p.add_argument(
         "--profile",
@@ -64,6 +81,32 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="time the consume loops of the podium processes (benchmarks/loopstats.py)",
     )
     return p.parse_args(argv)
+
+
+BROKERS = ["tansu", "apache-kafka"]
+
+
+@contextlib.contextmanager
+def broker(kind: str, configured: str | None) -> Iterator[str]:
+    """Bootstrap servers: the configured ones, or a new broker of this kind's."""
+    if configured or kind == "tansu":
+        with bootstrap_or_embedded(configured) as bootstrap:
+            yield bootstrap
+        return
+    reason = unavailable()
+    if reason:
+        raise ApacheKafkaError(reason)
+    with ApacheKafka(nodes=1) as kafka:
+        pid = kafka.nodes[0].process.pid if kafka.nodes[0].process else None
+        print(
+            f"Apache Kafka on {kafka.bootstrap_servers} (started in {kafka.start_seconds:.1f} s)",
+            file=sys.stderr,
+        )
+        os.environ["PODIUM_BENCH_BROKER_PID"] = str(pid)  # for the systems' CPU figures
+        try:
+            yield kafka.bootstrap_servers
+        finally:
+            os.environ.pop("PODIUM_BENCH_BROKER_PID", None)
 
 
 async def run_all(bootstrap: str, names: list[str], args: argparse.Namespace) -> list[Result]:
@@ -101,16 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     groups = [[n] for n in names] if args.fresh_broker else [names]
     results = []
     for group in groups:
-        with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        with broker(args.broker, settings.bootstrap_servers) as bootstrap:
             results += asyncio.run(run_all(bootstrap, group, args))
-    broker = "external" if settings.bootstrap_servers else "embedded tansu"
+    kind = {"tansu": "embedded tansu", "apache-kafka": "Apache Kafka (one node)"}[args.broker]
+    out = args.out or RESULTS_DIR / (
+        "chain.json" if args.broker == "tansu" else f"chain-{args.broker}.json"
+    )
     write_results(
-        args.out,
+        out,
         results,
-        broker=broker,
+        broker="external" if settings.bootstrap_servers else kind,
         fetch_max_wait_ms=Settings().consumer.fetch_max_wait_ms,
     )
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {out}")
     print_results(results)
     return 0
 
