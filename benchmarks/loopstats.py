@@ -59,16 +59,14 @@ def _patch(cls: type, method: str, name: Callable[[Any], str], records: bool = F
 
 
 def install() -> None:
-    from podium.conductor.conductor import Conductor
+    from podium.runtime.loop import Loop
     from podium.services.participant import Participant
     from podium.services.worker import Worker
 
     _patch(AIOKafkaConsumer, "getmany", _group("getmany"), records=True)
     _patch(AIOKafkaConsumer, "commit", _group("commit"))
-    _patch(Conductor, "_process", lambda c: f"{c.role.name}._process")
-    _patch(Conductor, "_flush", lambda c: f"{c.role.name}._flush (await acks)")
+    _patch(Loop, "_process", lambda loop: f"{loop.spec.name}._process")
     _patch(Worker, "_run", lambda w: f"worker._run {w.service.name} (handler+ack)")
-    _patch(Participant, "_process", lambda p: f"participant._process {p.service.name}")
     _patch(Participant, "_run", lambda p: f"participant._run {p.service.name} (handler+ack)")
     signal.signal(signal.SIGUSR1, _reset)
     signal.signal(signal.SIGUSR2, _dump)

@@ -1,12 +1,12 @@
-"""The conductor: the Kafka shell around the pure state machine.
+"""The conductor and the tracker: processors around the pure state machine.
 
-    getmany(triggers, outcomes)                       one batch
-      -> decode (undecodable or unknown -> dead-letter topic)
-      -> decide(definition, state, event, now)        pure, per event
-      -> fire the timers that are due                 retry backoff, timeouts
-      -> send: one changelog snapshot per changed workflow, every command,
-               workflow lifecycle events              all unawaited
-      -> wait for every ack, then commit the batch's offsets
+Both run `decide(definition, state, event, now)` over the triggers and the
+outcome topics, on the runtime's loop (`podium.runtime.loop`: decode or
+dead-letter, route, fire due timers, send and seal, commit once acknowledged).
+The conductor (orchestration) sends the machine's commands and fires every
+timer. The tracker only observes, both modes alike: it sends nothing to the
+services, fires only workflow timeouts, holds outcomes that overtook their
+upstream, and announces the start and end of choreographed workflows.
 
 State lives in memory per owned partition and in the compacted, co-partitioned
 changelog; on assignment the conductor restores its partitions from there and
@@ -16,8 +16,6 @@ deterministic, so services answer redeliveries from their recorded outcomes).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import heapq
 import logging
 import time
@@ -27,9 +25,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from podium.conductor.wire import command_event, core_outcome, finished_event, started_event
 from podium.events import (
@@ -47,10 +42,7 @@ from podium.events import (
 )
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
-from podium.runtime.commits import AckedCommits
-from podium.runtime.kafka import ContiguousReader, create_topics, make_consumer, make_producer
-from podium.runtime.membership import Membership
-from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
+from podium.runtime.loop import Loop, Spec
 from podium.runtime.settings import Settings
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
@@ -61,40 +53,6 @@ from podium.workflow.states import TERMINAL
 log = logging.getLogger("podium.conductor")
 
 
-@dataclass(frozen=True, slots=True)
-class Role:
-    """What a process running the state machine does with its decisions.
-
-    The conductor executes them (commands, every timer) for orchestrated
-    workflows. The tracker only observes: it runs the same machine over the
-    events of both modes, fires nothing but workflow timeouts, and announces the
-    start and end of choreographed workflows, which have no conductor.
-    """
-
-    name: str
-    group: str
-    changelog: str
-    source: str
-    executes: bool
-    announces: frozenset[Mode]
-
-
-CONDUCTOR = Role(
-    "conductor",
-    "podium.conductor",
-    topics.CONDUCTOR_CHANGELOG,
-    "podium/conductor",
-    executes=True,
-    announces=frozenset({Mode.ORCHESTRATION}),
-)
-TRACKER = Role(
-    "tracker",
-    "podium.tracker",
-    topics.TRACKER_CHANGELOG,
-    "podium/tracker",
-    executes=False,
-    announces=frozenset({Mode.CHOREOGRAPHY}),
-)
 #: how long after its end a finished workflow's completion is re-announced on restore
 REANNOUNCE_WINDOW_S = 60.0
 #: the timer ids that evict a finished workflow's state, and then forget its id
@@ -136,114 +94,116 @@ class Rejected(Exception):
 
 
 class Conductor:
+    """Orchestration: decides, sends the commands, fires every timer, announces the end."""
+
+    name = "conductor"
+    group = "podium.conductor"
+    changelog = topics.CONDUCTOR_CHANGELOG
+    source = "podium/conductor"
+    #: the machine's `observed` flag: only the tracker watches services act on their own
+    observes = False
+
     def __init__(
         self,
         catalog: Catalog,
         bootstrap_servers: str,
         settings: Settings,
         *,
-        role: Role = CONDUCTOR,
         on_state: Callable[[WorkflowState], None] | None = None,
         only: str | None = None,
     ) -> None:
         self.catalog = catalog
-        self.role = role
-        #: one-shot (`podium run`): this workflow only, in a group of its own, reading from
-        #: the end and restoring nothing, so a live deployment on the same broker is untouched
+        #: one-shot (`podium run`): this workflow only (see `Spec.only`)
         self.only = only
-        self.observes = not role.executes
         #: called with every new state (the live view of `podium run`)
         self.on_state = on_state
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
-        self.ready = asyncio.Event()
-        self._stopping = asyncio.Event()
         #: workflow id -> (partition, mode, state) for the partitions this process owns
         self._workflows: dict[str, tuple[int, Mode, WorkflowState]] = {}
         #: (due, workflow id, timer id) for the owned workflows
         self._timers: list[tuple[float, str, str]] = []
         self._owned: set[int] = set()
-        self._producer = make_producer(bootstrap_servers)
-        # range assignment gives one member the same partition number of every input
-        # topic (co-partitioning), as Kafka Streams requires
-        self._consumer = make_consumer(
-            bootstrap_servers,
-            group_id=f"{role.group}.only.{only}" if only else role.group,
-            settings=settings.consumer,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            auto_offset_reset="latest" if only else "earliest",
-        )
-        # what one batch caused, sent together and acknowledged before the commit
-        self._outbox = Outbox(self._producer, role.changelog)
-        #: tracker: outcomes it could not apply yet, persisted with the workflow (see `_hold`)
+        #: the tracker's outcomes it cannot apply yet, persisted with the workflow
         self._held: dict[str, tuple[int, list[Outcome]]] = {}
         self._ended: BoundedCache[str, EndedRecord] = BoundedCache(ENDED_IDS)
-        self._commits = AckedCommits(self._consumer)
-        self._reader = ContiguousReader(self._consumer)
-        self._membership = Membership(self._consumer, settings.consumer.session_timeout_ms)
+        types = sorted(catalog.task_types)
+        spec = Spec(
+            name=self.name,
+            group=self.group,
+            inputs=[topics.TRIGGERS, *(topics.outcomes(t) for t in types)],
+            topics=[
+                topics.TRIGGERS,
+                topics.WORKFLOWS,
+                self.changelog,
+                topics.DEAD_LETTER,
+                *topics.task_topics(types),
+            ],
+            changelog=self.changelog,
+            # a choreographed workflow's first outcome can share a batch with its
+            # trigger, and the tracker must know the workflow before its outcomes
+            first=topics.TRIGGERS,
+            rejected=(Rejected, UnknownWorkflow),
+            only=only,
+        )
+        self.loop = Loop(spec, self, bootstrap_servers, settings)
+        self.ready = self.loop.ready
+        self._outbox = self.loop.outbox
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.loop.stop()
+
+    async def run(self) -> None:
+        await self.loop.run()
+
+    # -- what the conductor and the tracker do differently ---------------------------
+
+    def accepts(self, mode: Mode) -> bool:
+        """Whether it runs the machine for a workflow of this mode."""
+        return mode == Mode.ORCHESTRATION
+
+    def announces(self, mode: Mode) -> bool:
+        """Whether it publishes the start and end of a workflow of this mode."""
+        return mode == Mode.ORCHESTRATION
+
+    def arms(self, purpose: str) -> bool:
+        """Whether it fires timers of this purpose (the services retry by themselves)."""
+        return True
+
+    def command(self, partition: int, state: WorkflowState, command: machine.RunTask) -> None:
+        record = encode(command_event(state, command, self.source))
+        self._outbox.emit(topics.commands(command.task_type), partition, record)
+
+    def unapplied(self, partition: int, workflow_id: str, outcome: Outcome) -> None:
+        """An outcome the machine could not apply: after its own command, a duplicate."""
+
+    def applied(self, partition: int, workflow_id: str, now: float) -> None:
+        """The workflow changed."""
+
+    def reissue(self, partition: int, state: WorkflowState) -> None:
+        """After a restore: the commands of attempts still running, again (same ids)."""
+        for command in machine.in_flight(self.catalog.get(state.name, state.version), state):
+            self.command(partition, state, command)
+
+    # -- the processor ----------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def before_poll(self) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
 
     def state_of(self, workflow_id: str) -> WorkflowState | None:
         """The current state of a workflow on this process's partitions."""
         owned = self._workflows.get(workflow_id)
         return owned[2] if owned else None
 
-    async def run(self) -> None:
-        await create_topics(
-            self.bootstrap_servers,
-            [
-                topics.TRIGGERS,
-                topics.WORKFLOWS,
-                self.role.changelog,
-                topics.DEAD_LETTER,
-                *topics.task_topics(self.catalog.task_types),
-            ],
-            self.settings,
-        )
-        inputs = [topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(self.catalog.task_types))]
-        self._consumer.subscribe(inputs, listener=_Listener(self))
-        await self._producer.start()
-        await self._consumer.start()
-        try:
-            while not self._stopping.is_set():
-                batch = await self._reader.getmany(timeout_ms=self._poll_timeout_ms())
-                await self._process(batch)
-            await self._seal_and_drain()
-        finally:
-            await self._consumer.stop()
-            await self._producer.stop()
-            log.info("%s stopped", self.role.name)
-
-    def _poll_timeout_ms(self) -> int:
-        if not self._timers:
-            return 100
-        wait = self._timers[0][0] - time.time()
-        return max(0, min(100, int(wait * 1000)))
-
-    async def _process(
-        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> None:
-        now = time.time()
-        # triggers first: a choreographed workflow's first outcome can share a batch with
-        # its trigger, and the tracker must know the workflow before its outcomes
-        route = functools.partial(self._route, now=now)
-        for tp in sorted(batch, key=lambda tp: tp.topic != topics.TRIGGERS):
-            for record in batch[tp]:
-                handle(record, route, self._outbox, (Rejected, UnknownWorkflow))
-        self._fire_timers(now)
-        if not await end_batch(
-            self._outbox, self._commits, batch, self._snapshot, self._membership
-        ):
-            self.revoke(set(self._owned))  # fenced: the next owner restores from the changelog
-
-    async def _seal_and_drain(self) -> None:
-        await seal_and_drain(self._outbox, self._commits, self._snapshot, self._membership)
-
     # -- one record ---------------------------------------------------------------
 
-    def _route(self, partition: int, event: CloudEvent, now: float) -> None:
+    def route(self, partition: int, event: CloudEvent, now: float) -> None:
         data = event.data
         workflow_id = event.workflowid
         if self.only is not None and workflow_id != self.only:
@@ -251,7 +211,7 @@ class Conductor:
         if isinstance(data, WorkflowTriggered):
             if self._known(partition, workflow_id):
                 return  # the same trigger again: a workflow id starts once
-            if self.role.executes and data.mode not in self.role.announces:
+            if not self.accepts(data.mode):
                 return  # a choreographed workflow: the services drive it
             definition = self.catalog.get(data.workflow, data.version)
             problems = definition.input_errors(data.input)
@@ -264,15 +224,14 @@ class Conductor:
                 observed=self.observes,
             )
             self._decide(partition, workflow_id, data.mode, definition, None, start, now)
-            if data.mode in self.role.announces:
-                started = started_event(data, workflow_id, event, self.role.source)
-                self._outbox.emit(topics.WORKFLOWS, partition, encode(started))
-            self._retry_held(partition, workflow_id, now)
+            if self.announces(data.mode):
+                self._announce(partition, started_event(data, workflow_id, event, self.source))
+            self.applied(partition, workflow_id, now)
         elif isinstance(data, TaskSucceeded | TaskFailed):
-            if not self._apply_outcome(partition, workflow_id, data, now) and self.observes:
-                self._hold(partition, workflow_id, data)
-            elif self.observes:
-                self._retry_held(partition, workflow_id, now)
+            if self._apply_outcome(partition, workflow_id, data, now):
+                self.applied(partition, workflow_id, now)
+            else:
+                self.unapplied(partition, workflow_id, data)
         # other event types (a choreography Skipped report: the machine derives skips
         # itself) are not the state machine's input
 
@@ -285,19 +244,19 @@ class Conductor:
         owned = self._workflows.get(workflow_id)
         if owned is not None:
             _, mode, state = owned
-            if state.status in TERMINAL and mode in self.role.announces:
-                self._announce(partition, finished_event(state, self.role.source, mode))
+            if state.status in TERMINAL and self.announces(mode):
+                self._announce(partition, finished_event(state, self.source, mode))
             return True
         ended = self._ended.get(workflow_id)
         if ended is None:
             return False
-        if ended.mode in self.role.announces:
+        if self.announces(ended.mode):
             self._announce(partition, self._ended_event(workflow_id, ended.result))
         return True
 
     def _ended_event(self, workflow_id: str, result: Ended) -> CloudEvent:
         return new_event(
-            result, source=self.role.source, workflow_id=workflow_id, id=f"{workflow_id}:finished"
+            result, source=self.source, workflow_id=workflow_id, id=f"{workflow_id}:finished"
         )
 
     def _announce(self, partition: int, event: CloudEvent) -> None:
@@ -309,52 +268,13 @@ class Conductor:
         """Feed an outcome to the machine; False when it changed nothing."""
         owned = self._workflows.get(workflow_id)
         if owned is None:
-            return False  # a workflow this process never started (or not yet: see _hold)
+            return False  # a workflow this process never started (or not yet: see the tracker)
         _, mode, state = owned
         definition = self.catalog.get(state.name, state.version)
         self._decide(partition, workflow_id, mode, definition, state, core_outcome(data), now)
         return self._workflows[workflow_id][2] is not state
 
-    # -- observing: outcomes in the wrong order ----------------------------------------
-    #
-    # The conductor only ever sees an outcome after its own command, so what it cannot
-    # apply is a duplicate or stale. The tracker reads the outcome topics of many task
-    # types, which Kafka does not order among each other: s3's outcome can arrive before
-    # s2's (or before the trigger, or a compensation's before the failure that caused
-    # it). It holds what it cannot apply yet and tries again after each change.
-
-    #
-    # What is held is part of the workflow's snapshot: the offsets that carried it are
-    # committed with the batch, so a restarted tracker must find it in the changelog.
-
-    def _hold(self, partition: int, workflow_id: str, outcome: Outcome) -> None:
-        if self._ended.get(workflow_id) is not None:
-            return  # a late duplicate of a workflow that has ended and left memory
-        _, held = self._held.pop(workflow_id, (partition, []))
-        self._held[workflow_id] = (partition, [*held[-HELD_PER_WORKFLOW:], outcome])
-        self._outbox.changed(workflow_id, partition)
-        if len(self._held) > HELD_WORKFLOWS:  # outcomes of workflows that never started
-            oldest = next(iter(self._held))
-            dropped, _ = self._held.pop(oldest)
-            if oldest not in self._workflows:
-                self._outbox.delete(oldest, dropped)
-
-    def _retry_held(self, partition: int, workflow_id: str, now: float) -> None:
-        progress = True
-        while progress and workflow_id in self._held:
-            progress = False
-            _, held = self._held.pop(workflow_id)
-            for outcome in held:
-                if self._apply_outcome(partition, workflow_id, outcome, now):
-                    progress = True
-                else:
-                    self._hold(partition, workflow_id, outcome)
-        owned = self._workflows.get(workflow_id)
-        if owned is not None and owned[2].status in TERMINAL and workflow_id in self._held:
-            del self._held[workflow_id]  # what is left are duplicates and stale attempts
-            self._outbox.changed(workflow_id, partition)
-
-    def _fire_timers(self, now: float) -> None:
+    def fire(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             _, workflow_id, timer_id = heapq.heappop(self._timers)
             owned = self._workflows.get(workflow_id)
@@ -387,7 +307,7 @@ class Conductor:
             return
         _, mode, _ = self._workflows.pop(workflow_id)
         self._held.pop(workflow_id, None)
-        result = finished_event(state, self.role.source, mode).data
+        result = finished_event(state, self.source, mode).data
         assert isinstance(result, WorkflowCompleted | WorkflowFailed)
         self._remember(partition, workflow_id, mode, result, state.ended_at or time.time())
 
@@ -434,17 +354,14 @@ class Conductor:
         self, partition: int, workflow_id: str, mode: Mode, state: WorkflowState, command: Any
     ) -> None:
         if isinstance(command, machine.RunTask):
-            if self.role.executes:
-                record = encode(command_event(state, command, self.role.source))
-                self._outbox.emit(topics.commands(command.task_type), partition, record)
+            self.command(partition, state, command)
         elif isinstance(command, machine.ScheduleTimer):
-            if self.role.executes or command.purpose == "workflow_timeout":
+            if self.arms(command.purpose):
                 heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
-        elif isinstance(command, machine.WorkflowFinished) and mode in self.role.announces:
-            ended = finished_event(state, self.role.source, mode)
-            self._outbox.emit(topics.WORKFLOWS, partition, encode(ended))
+        elif isinstance(command, machine.WorkflowFinished) and self.announces(mode):
+            self._announce(partition, finished_event(state, self.source, mode))
 
-    def _snapshot(self, workflow_id: str) -> bytes | None:
+    def snapshot(self, workflow_id: str) -> bytes | None:
         held = b""
         if workflow_id in self._held:
             _, outcomes = self._held[workflow_id]
@@ -486,7 +403,7 @@ class Conductor:
             return
         started = time.monotonic()
         snapshots = await restore(
-            self.bootstrap_servers, self.role.changelog, new, _parse, self.settings.consumer
+            self.bootstrap_servers, self.changelog, new, _parse, self.settings.consumer
         )
         self._owned |= new
         now = time.time()
@@ -509,12 +426,12 @@ class Conductor:
                 log.error("cannot resume %s: %s", workflow_id, exc)
         log.info(
             "%s restored %d workflow(s) of partitions %s in %.0f ms",
-            self.role.name,
+            self.name,
             len(snapshots),
             sorted(new),
             (time.monotonic() - started) * 1000,
         )
-        await asyncio.gather(*await self._outbox.send(self._snapshot))
+        await self.loop.seal_and_drain()
 
     def _resume(
         self, partition: int, workflow_id: str, mode: Mode, state: WorkflowState, now: float
@@ -524,17 +441,13 @@ class Conductor:
             ended = state.ended_at if state.ended_at is not None else now
             heapq.heappush(self._timers, (ended + self.settings.retention_s, workflow_id, EVICT))
             recent = now - ended < REANNOUNCE_WINDOW_S
-            if recent and mode in self.role.announces:
-                self._announce(partition, finished_event(state, self.role.source, mode))
+            if recent and self.announces(mode):
+                self._announce(partition, finished_event(state, self.source, mode))
             return
         for timer_id, timer in state.timers.items():
-            if self.role.executes or timer.purpose == "workflow_timeout":
+            if self.arms(timer.purpose):
                 heapq.heappush(self._timers, (timer.due, workflow_id, timer_id))
-        if not self.role.executes:
-            return
-        for command in machine.in_flight(self.catalog.get(state.name, state.version), state):
-            record = encode(command_event(state, command, self.role.source))
-            self._outbox.emit(topics.commands(command.task_type), partition, record)
+        self.reissue(partition, state)
 
     def revoke(self, partitions: set[int]) -> None:
         self._owned -= partitions
@@ -546,6 +459,68 @@ class Conductor:
             self._ended.pop(workflow_id)
         self._timers = [t for t in self._timers if t[1] in self._workflows or self._ended.get(t[1])]
         heapq.heapify(self._timers)
+
+
+class Tracker(Conductor):
+    """Observes both modes: the services act on their own; it announces choreographed ends."""
+
+    name = "tracker"
+    group = "podium.tracker"
+    changelog = topics.TRACKER_CHANGELOG
+    source = "podium/tracker"
+    observes = True
+
+    def accepts(self, mode: Mode) -> bool:
+        return True
+
+    def announces(self, mode: Mode) -> bool:
+        return mode == Mode.CHOREOGRAPHY
+
+    def arms(self, purpose: str) -> bool:
+        return purpose == "workflow_timeout"
+
+    def command(self, partition: int, state: WorkflowState, command: machine.RunTask) -> None:
+        pass  # the services (or the conductor) run it
+
+    def reissue(self, partition: int, state: WorkflowState) -> None:
+        pass
+
+    # -- outcomes in the wrong order ---------------------------------------------------
+    #
+    # The conductor only ever sees an outcome after its own command, so what it cannot
+    # apply is a duplicate or stale. The tracker reads the outcome topics of many task
+    # types, which Kafka does not order among each other: s3's outcome can arrive before
+    # s2's (or before the trigger, or a compensation's before the failure that caused
+    # it). It holds what it cannot apply yet and tries again after each change. What is
+    # held is part of the workflow's snapshot: the offsets that carried it are committed
+    # with the batch, so a restarted tracker must find it in the changelog.
+
+    def unapplied(self, partition: int, workflow_id: str, outcome: Outcome) -> None:
+        if self._ended.get(workflow_id) is not None:
+            return  # a late duplicate of a workflow that has ended and left memory
+        _, held = self._held.pop(workflow_id, (partition, []))
+        self._held[workflow_id] = (partition, [*held[-HELD_PER_WORKFLOW:], outcome])
+        self._outbox.changed(workflow_id, partition)
+        if len(self._held) > HELD_WORKFLOWS:  # outcomes of workflows that never started
+            oldest = next(iter(self._held))
+            dropped, _ = self._held.pop(oldest)
+            if oldest not in self._workflows:
+                self._outbox.delete(oldest, dropped)
+
+    def applied(self, partition: int, workflow_id: str, now: float) -> None:
+        progress = True
+        while progress and workflow_id in self._held:
+            progress = False
+            _, held = self._held.pop(workflow_id)
+            for outcome in held:
+                if self._apply_outcome(partition, workflow_id, outcome, now):
+                    progress = True
+                else:
+                    self.unapplied(partition, workflow_id, outcome)
+        owned = self._workflows.get(workflow_id)
+        if owned is not None and owned[2].status in TERMINAL and workflow_id in self._held:
+            del self._held[workflow_id]  # what is left are duplicates and stale attempts
+            self._outbox.changed(workflow_id, partition)
 
 
 def _held_json(outcome: Outcome) -> bytes:
@@ -576,18 +551,3 @@ def _parse(value: bytes) -> Snapshot:
 
 def _epoch(iso: str | None) -> float | None:
     return None if iso is None else datetime.fromisoformat(iso).timestamp()
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, conductor: Conductor) -> None:
-        self.conductor = conductor
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.conductor._seal_and_drain()
-        self.conductor._reader.forget(revoked)
-        self.conductor.revoke({tp.partition for tp in revoked if tp.topic == topics.TRIGGERS})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self.conductor._reader.restoring(assigned):
-            await self.conductor.restore({tp.partition for tp in assigned})
-        self.conductor.ready.set()

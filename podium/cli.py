@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import typer
@@ -22,6 +22,9 @@ import typer
 from podium.broker import EmbeddedBroker, bootstrap_or_embedded
 from podium.events import Mode
 from podium.runtime.settings import Settings
+
+if TYPE_CHECKING:  # the command bodies import what they run, so `--help` stays quick
+    from podium.conductor.conductor import Conductor
 
 app = typer.Typer(
     name="podium",
@@ -247,9 +250,9 @@ def tracker(
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
     """Run the tracker: watch workflows of both modes, announce choreographed ones' ends."""
-    from podium.conductor.conductor import TRACKER
+    from podium.conductor.conductor import Tracker
 
-    _run_state_machine(TRACKER, definitions, bootstrap_servers)
+    _run_state_machine(Tracker, definitions, bootstrap_servers)
 
 
 @app.command()
@@ -258,20 +261,20 @@ def conductor(
     bootstrap_servers: str | None = BOOTSTRAP,
 ) -> None:
     """Run a conductor: drive orchestrated workflows from triggers and outcomes."""
-    from podium.conductor.conductor import CONDUCTOR
-
-    _run_state_machine(CONDUCTOR, definitions, bootstrap_servers)
-
-
-def _run_state_machine(role: Any, definitions: Path | None, bootstrap_servers: str | None) -> None:
-    """The conductor and the tracker: one process hosting the state machine in `role`."""
     from podium.conductor.conductor import Conductor
 
+    _run_state_machine(Conductor, definitions, bootstrap_servers)
+
+
+def _run_state_machine(
+    kind: type[Conductor], definitions: Path | None, bootstrap_servers: str | None
+) -> None:
+    """The conductor and the tracker: one process hosting the state machine."""
     configure_logging()
     settings = _settings(bootstrap_servers, definitions)
     catalog = _catalog(settings)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        _run(_serve(lambda: [Conductor(catalog, bootstrap, settings, role=role)]))
+        _run(_serve(lambda: [kind(catalog, bootstrap, settings)]))
 
 
 async def _serve(build: Any) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from podium.client import Client, Ended, prepare_topics
-from podium.conductor.conductor import TRACKER, Conductor
+from podium.conductor.conductor import Conductor, Tracker
 from podium.events import Mode
 from podium.runtime.component import Component
 from podium.runtime.settings import Settings
@@ -76,9 +76,7 @@ def build_parts(
         participants = [
             Participant(s, catalog, bootstrap_servers, settings, only=only) for s in services
         ]
-        tracker = Conductor(
-            catalog, bootstrap_servers, settings, role=TRACKER, on_state=on_state, only=only
-        )
+        tracker = Tracker(catalog, bootstrap_servers, settings, on_state=on_state, only=only)
         return [*participants, tracker]
     workers = [Worker(service, bootstrap_servers, settings) for service in services]
     conductor = Conductor(catalog, bootstrap_servers, settings, on_state=on_state, only=only)

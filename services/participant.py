@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import heapq
 import logging
 import time
@@ -33,9 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from podium.events import (
@@ -56,17 +52,11 @@ from podium.events import (
 )
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import read_partitions, restore
-from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import (
-    ContiguousReader,
-    create_topics,
-    make_consumer,
-    make_producer,
     raw_record,
     send,
 )
-from podium.runtime.membership import Membership
-from podium.runtime.outbox import Outbox, end_batch, handle, seal_and_drain
+from podium.runtime.loop import Loop, Spec
 from podium.runtime.settings import Settings
 from podium.services.deliveries import WINDOW, Ledger
 from podium.services.execute import execute, failure, started
@@ -108,26 +98,32 @@ class Participant:
         self.types = set(service.task_types)
         self.source = f"podium/service/{service.name}"
         self.changelog = topics.choreography_changelog(service.name)
-        self.ready = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._joins: dict[str, tuple[int, Join]] = {}
         self._owned: set[int] = set()
         self._timers: list[tuple[float, str, str, bool]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
-        self._producer = make_producer(bootstrap_servers)
-        self._consumer = make_consumer(
-            bootstrap_servers,
-            group_id=f"podium.choreo.{service.name}" + (f".only.{only}" if only else ""),
-            settings=settings.consumer,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            auto_offset_reset="latest" if only else "earliest",
+        watched = rules.watched_types(catalog, self.types)
+        spec = Spec(
+            name=f"participant {service.name}",
+            group=f"podium.choreo.{service.name}",
+            inputs=[topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(watched))],
+            topics=[
+                topics.TRIGGERS,
+                topics.WORKFLOWS,
+                self.changelog,
+                topics.DEAD_LETTER,
+                *topics.task_topics(catalog.task_types),
+            ],
+            changelog=self.changelog,
+            rejected=(UnknownWorkflow,),
+            only=only,
         )
-        self._commits = AckedCommits(self._consumer)
-        self._outbox = Outbox(self._producer, self.changelog)
-        self._reader = ContiguousReader(self._consumer)
-        self._membership = Membership(self._consumer, settings.consumer.session_timeout_ms)
+        self.loop = Loop(spec, self, bootstrap_servers, settings)
+        self.ready = self.loop.ready
+        self._outbox = self.loop.outbox
+        self._producer = self.loop.producer
         self._ledger = Ledger(settings.max_deliveries)
         #: workflow id -> (partition, end time) of joins evicted: the id never starts again
         self._ended: BoundedCache[str, tuple[int, float]] = BoundedCache(ENDED_IDS)
@@ -136,71 +132,34 @@ class Participant:
         self._alone = asyncio.Lock()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.loop.stop()
 
     async def run(self) -> None:
-        await create_topics(
-            self.bootstrap_servers,
-            [
-                topics.TRIGGERS,
-                topics.WORKFLOWS,
-                self.changelog,
-                topics.DEAD_LETTER,
-                *topics.task_topics(self.catalog.task_types),
-            ],
-            self.settings,
-        )
-        watched = rules.watched_types(self.catalog, self.types)
-        inputs = [topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(watched))]
-        self._consumer.subscribe(inputs, listener=_Listener(self))
-        await self._producer.start()
-        await self._consumer.start()
         try:
-            while not self._stopping.is_set():
-                self._backpressure()
-                batch = await self._reader.getmany(timeout_ms=self._poll_timeout_ms())
-                await self._process(batch)
-            if self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
-            await self._seal_and_drain()
+            await self.loop.run()
         finally:
-            await self._consumer.stop()
-            await self._producer.stop()
             self._executor.shutdown(wait=False)
-            log.info("participant %s stopped", self.service.name)
 
-    def _backpressure(self) -> None:
+    # -- the processor ----------------------------------------------------------------
+
+    def before_poll(self) -> None:
         """Stop fetching while every handler slot is busy; polling goes on (the session lives)."""
+        consumer = self.loop.consumer
         if len(self._running) >= self.settings.concurrency:
-            self._consumer.pause(*self._consumer.assignment())
-        elif self._consumer.paused():
-            self._reader.resume()
+            consumer.pause(*consumer.assignment())
+        elif consumer.paused():
+            self.loop.reader.resume()
 
-    def _poll_timeout_ms(self) -> int:
-        if not self._timers:
-            return 100
-        return max(0, min(100, int((self._timers[0][0] - time.time()) * 1000)))
+    def next_due(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
 
-    async def _process(
-        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> None:
-        now = time.time()
-        route = functools.partial(self._route, now=now)
-        for records in batch.values():
-            for record in records:
-                handle(record, route, self._outbox, (UnknownWorkflow,))
-        self._fire_timers(now)
-        if not await end_batch(
-            self._outbox, self._commits, batch, self._snapshot, self._membership
-        ):
-            self.revoke(set(self._owned))  # fenced: the next owner restores from the changelog
-
-    async def _seal_and_drain(self) -> None:
-        await seal_and_drain(self._outbox, self._commits, self._snapshot, self._membership)
+    async def drain(self) -> None:
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     # -- inputs ---------------------------------------------------------------------
 
-    def _route(self, partition: int, event: CloudEvent, now: float) -> None:
+    def route(self, partition: int, event: CloudEvent, now: float) -> None:
         if self.only is not None and event.workflowid != self.only:
             return
         data = event.data
@@ -244,7 +203,7 @@ class Participant:
         self._joins[workflow_id] = (partition, join)
         return join
 
-    def _fire_timers(self, now: float) -> None:
+    def fire(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             _, workflow_id, task_id, compensation = heapq.heappop(self._timers)
             found = self._joins.get(workflow_id)
@@ -330,7 +289,7 @@ class Participant:
             self._apply(partition, join, actions, time.time())
         try:
             # the outcome now; the join's snapshot goes with the loop's next sealed batch
-            await asyncio.gather(*await self._outbox.send(self._snapshot, snapshots=False))
+            await asyncio.gather(*await self._outbox.send(self.snapshot, snapshots=False))
         except KafkaError:
             log.exception("could not publish the outcome of %s", command.command_id)
 
@@ -420,7 +379,7 @@ class Participant:
             attempt=report.attempt,
         )
 
-    def _snapshot(self, workflow_id: str) -> bytes | None:
+    def snapshot(self, workflow_id: str) -> bytes | None:
         found = self._joins.get(workflow_id)
         if found is not None:
             return found[1].model_dump_json(exclude_defaults=True).encode()
@@ -531,18 +490,3 @@ def _command(definition: Definition, join: Join, run: Run) -> TaskCommand:
         compensation=core.compensation,
         mode=MODE,
     )
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, participant: Participant) -> None:
-        self.participant = participant
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.participant._seal_and_drain()
-        self.participant._reader.forget(revoked)
-        self.participant.revoke({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        async with self.participant._reader.restoring(assigned):
-            await self.participant.restore({tp.partition for tp in assigned})
-        self.participant.ready.set()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from podium.client import Client, Ended, prepare_topics
-from podium.conductor.conductor import TRACKER, Conductor
+from podium.conductor.conductor import Tracker
 from podium.oneshot import build_parts
 from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
@@ -65,7 +65,7 @@ async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterato
     await prepare_topics(kafka, settings, catalog.task_types)
     parts = build_parts(catalog, test_services.services, kafka, settings, mode)
     if mode == "orchestration":  # a tracker watching beside the conductor, as deployed
-        parts.append(Conductor(catalog, kafka, settings, role=TRACKER, on_state=_notify))
+        parts.append(Tracker(catalog, kafka, settings, on_state=_notify))
     tasks = [asyncio.create_task(part.run()) for part in parts]
     try:
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in parts)), 60)

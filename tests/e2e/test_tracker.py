@@ -25,7 +25,7 @@ CASES = [
 @pytest.mark.parametrize("deployment", ["orchestration"], indirect=True)
 async def test_tracker_view_equals_the_conductor_view(deployment: Deployment) -> None:
     conductor, tracker = [p for p in deployment.parts if isinstance(p, Conductor)]
-    assert (conductor.role.name, tracker.role.name) == ("conductor", "tracker")
+    assert (conductor.name, tracker.name) == ("conductor", "tracker")
     for name, payload in CASES:
         workflow_id = await deployment.start(name, payload)
         await deployment.wait(workflow_id)
