@@ -8,11 +8,12 @@ per command id:
 
 - finished: the outcome is there. A redelivered command is answered with it
   and its handler does not run again (only what was truly in flight re-runs);
-- started N times without an outcome: it was running when the service died, N
-  times. From `max_deliveries - 1` starts on it runs alone, so a command that
-  kills its process is told apart from the innocent ones that shared its crash;
-  at `max_deliveries` it is given up on: a non-retryable `PoisonCommand`
-  failure, and the partition moves on.
+- started N times since its task's last outcome: the task (any attempt: the
+  retry of a deterministic crash crashes the same) was running when the
+  service died, N times. Once it was in flight at a crash it runs alone, so a
+  command that kills its process is told apart from the innocent ones that
+  shared that crash; at `max_deliveries` it is given up on: a non-retryable
+  `PoisonCommand` failure, and the partition moves on.
 
 Pure: the shells feed it the decoded records they read on assignment, and what
 they publish themselves while running.
@@ -53,27 +54,26 @@ class Ledger:
         """A record of an own outcome partition: a start marker or an outcome."""
         if isinstance(payload, TaskStarted):
             if self._finished.get(payload.command_id) is None:
-                self._starts.put(
-                    payload.command_id, (self._starts.get(payload.command_id) or 0) + 1
-                )
+                self.started(payload.command_id)
         elif isinstance(payload, TaskSucceeded | TaskFailed):
             self.finished(payload)
 
     def finished(self, outcome: Outcome) -> None:
         self._finished.put(outcome.command_id, outcome)
-        self._starts.pop(outcome.command_id)
+        self._starts.pop(_task_of(outcome.command_id))  # it ended: no crash to count
 
     def started(self, command_id: str) -> None:
-        self._starts.put(command_id, (self._starts.get(command_id) or 0) + 1)
+        task = _task_of(command_id)
+        self._starts.put(task, (self._starts.get(task) or 0) + 1)
 
     def verdict(self, command_id: str) -> Verdict:
         outcome = self._finished.get(command_id)
         if outcome is not None:
             return Verdict("answer", outcome)
-        starts = self._starts.get(command_id) or 0
+        starts = self._starts.get(_task_of(command_id)) or 0
         if starts >= self.max_deliveries:
             return Verdict("give_up", starts=starts)
-        if starts and starts >= self.max_deliveries - 1:
+        if starts:
             return Verdict("run_alone", starts=starts)
         return Verdict("run", starts=starts)
 
@@ -82,3 +82,8 @@ class Ledger:
             f"the service died {starts} time(s) while running this command "
             f"(PODIUM_MAX_DELIVERIES={self.max_deliveries}): given up, not retried"
         )
+
+
+def _task_of(command_id: str) -> str:
+    """A command id without its attempt: `wf:task` (or `wf:task:compensate`)."""
+    return command_id.rsplit(":", 1)[0]

@@ -424,7 +424,8 @@ class Participant:
 
     async def _load_ledger(self, partitions: set[int]) -> None:
         """What this service published on those partitions before: started and finished."""
-        for task_type in sorted(self.types):
+        # the types a definition uses (a handler no definition uses has no topics)
+        for task_type in sorted(self.types & self.catalog.task_types):
             async for record in read_partitions(
                 self.bootstrap_servers,
                 topics.outcomes(task_type),

@@ -100,6 +100,8 @@ class Worker:
         self._last_commit = time.monotonic()
         self._committing: asyncio.Task[None] | None = None
         self._ledger = Ledger(settings.max_deliveries)
+        #: command ids of the batch being collected (a batch can carry one command twice)
+        self._collected: set[str] = set()
         self._ended: BoundedCache[str, bool] = BoundedCache(ENDED_WORKFLOWS)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
         # aiokafka clients bind to the running loop: build the worker inside it
@@ -147,6 +149,7 @@ class Worker:
             self._reader.resume()
             batch = await self._reader.getmany(timeout_ms=100, max_records=free)
             jobs: list[_Job] = []
+            self._collected.clear()
             for tp, records in batch.items():
                 for record in records:
                     job = await self._dispatch(tp, record)
@@ -185,14 +188,15 @@ class Worker:
         if verdict.outcome is not None:  # a redelivery of work already done: answer, don't rerun
             ack = await self._publish(tp.partition, event, verdict.outcome)
             self._finish_after(tp, record.offset, ack)
-        elif command.command_id in self._running:  # the same command, still running
-            self._offsets.finished(tp, record.offset)
+        elif command.command_id in self._running or command.command_id in self._collected:
+            self._offsets.finished(tp, record.offset)  # the same command, running or about to
         elif self._ended.get(event.workflowid):
             log.info("skipping %s: its workflow has ended", command.command_id)
             self._offsets.finished(tp, record.offset)
         elif verdict.action == "give_up":
             await self._give_up(tp, record, event, command, verdict.starts)
         else:
+            self._collected.add(command.command_id)
             return _Job(tp, record.offset, event, command)
         return None
 

@@ -202,16 +202,14 @@ async def test_two_conductors_share_the_partitions_and_survive_losing_one(
 
 
 async def test_a_conductor_paused_until_the_other_took_over_changes_nothing(
-    env: dict[str, str], request: pytest.FixtureRequest
+    env: dict[str, str],
 ) -> None:
     """SIGSTOP one of two conductors until the other has restored its partitions, then
     SIGCONT: the resumed one is fenced, and no workflow is lost or ends twice.
 
     On Apache Kafka the survivor takes over within ~1 s, while the service still has a
     backlog of the paused conductor's commands: the survivor's resend of a command can
-    land in the same fetched batch as the original, and the worker then runs both
-    (services/worker.py checks `_running` per record, but fills it only after the whole
-    batch was dispatched). Until that is fixed, re-runs there are bounded, not zero."""
+    land in the same fetched batch as the original, which the worker runs once."""
     with (
         Proc(SERVICE, env) as service,
         Proc(["conductor"], env) as survivor,
@@ -232,5 +230,4 @@ async def test_a_conductor_paused_until_the_other_took_over_changes_nothing(
                 paused.process.send_signal(signal.SIGCONT)
 
         report = await run_with_a_crash(env, pause)
-        on_kafka = request.node.callspec.params["broker"] == "apache-kafka"
-        assert report.reruns <= (IN_FLIGHT if on_kafka else 0)
+        assert report.reruns == 0

@@ -145,12 +145,16 @@ async def test_a_paused_conductor_does_not_contradict_the_one_that_took_over(
                     await asyncio.sleep(0.05)
                 restored = sum("restored" in line for line in survivor.lines)
                 paused.process.send_signal(signal.SIGSTOP)
+                stopped = time.monotonic()
                 try:
                     results = await asyncio.wait_for(
                         asyncio.gather(*(client.expect(i) for i in ids)), 90
                     )
                     # the survivor took the paused one's partitions over from the changelog
                     assert sum("restored" in line for line in survivor.lines) > restored
+                    # the fault lasts past the 12 s attempt timeouts the paused one armed,
+                    # so that on resuming it has stale timers to fire
+                    await asyncio.sleep(max(0.0, stopped + 13 - time.monotonic()))
                 finally:
                     paused.process.send_signal(signal.SIGCONT)
                 assert {r.state for r in results} == {"Succeeded"}
