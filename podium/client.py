@@ -90,7 +90,9 @@ class Client:
     def __init__(self, bootstrap_servers: str, settings: Settings) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
-        self._producer = make_producer(bootstrap_servers)
+        self._producer = make_producer(
+            bootstrap_servers, enable_idempotence=settings.idempotent_producer
+        )
         self._consumer = make_consumer(bootstrap_servers, group_id=None, settings=settings.consumer)
         self._waiting: dict[str, asyncio.Future[Ended]] = {}
         self._reading: asyncio.Task[None] | None = None

@@ -105,7 +105,9 @@ class Worker:
         self._ended: BoundedCache[str, bool] = BoundedCache(ENDED_WORKFLOWS)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
         # aiokafka clients bind to the running loop: build the worker inside it
-        self._producer = make_producer(bootstrap_servers)
+        self._producer = make_producer(
+            bootstrap_servers, enable_idempotence=settings.idempotent_producer
+        )
         self._consumer = make_consumer(
             bootstrap_servers,
             group_id=f"podium.service.{service.name}",

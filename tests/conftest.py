@@ -10,6 +10,7 @@ before each test that uses it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
             yield broker.bootstrap_servers
         return
     if request.param == "apache-kafka":
-        with _apache_kafka(nodes=1) as broker:
+        with _apache_kafka(nodes=1) as broker, _env(PODIUM_IDEMPOTENT_PRODUCER="true"):
             yield broker.bootstrap_servers
         return
     reason = _docker_reachable()
@@ -54,6 +55,21 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
 
     with KafkaContainer().with_kraft() as container:
         yield container.get_bootstrap_server()
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Settings for what runs on this broker: Apache Kafka has idempotent producers."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _apache_kafka(nodes: int) -> ApacheKafka:

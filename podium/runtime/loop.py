@@ -96,7 +96,9 @@ class Loop:
         self.settings = settings
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
-        self.producer = make_producer(bootstrap_servers)
+        self.producer = make_producer(
+            bootstrap_servers, enable_idempotence=settings.idempotent_producer
+        )
         # range assignment gives one member the same partition number of every input
         # topic (co-partitioning), as Kafka Streams requires
         self.consumer = make_consumer(

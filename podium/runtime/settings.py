@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     bootstrap_servers: str | None = None
     partitions: int = Field(8, ge=1, le=1024)
+    #: idempotent producers (Apache Kafka: a retried send never writes a record twice);
+    #: off by default because tansu, the embedded broker, has none
+    idempotent_producer: bool = False
     #: replicas of every topic Podium creates (3 on a three-broker Kafka cluster)
     replication_factor: int = Field(1, ge=1, le=16)
     definitions: Path | None = None

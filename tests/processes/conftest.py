@@ -79,8 +79,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def env(broker: str, tmp_path: Path) -> dict[str, str]:
+def env(broker: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    on_kafka = request.node.callspec.params.get("broker") == "apache-kafka"
     return {
+        "PODIUM_IDEMPOTENT_PRODUCER": "true" if on_kafka else "false",
         "PODIUM_BOOTSTRAP_SERVERS": broker,
         "PODIUM_DEFINITIONS": str(FLOWS),
         "PODIUM_CONSUMER__SESSION_TIMEOUT_MS": SESSION_MS,
