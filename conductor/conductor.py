@@ -132,13 +132,7 @@ class Conductor:
             name=self.name,
             group=self.group,
             inputs=[topics.TRIGGERS, *(topics.outcomes(t) for t in types)],
-            topics=[
-                topics.TRIGGERS,
-                topics.WORKFLOWS,
-                self.changelog,
-                topics.DEAD_LETTER,
-                *topics.task_topics(types),
-            ],
+            topics=topics.of_stateful_consumer(self.changelog, types),
             changelog=self.changelog,
             # a choreographed workflow's first outcome can share a batch with its
             # trigger, and the tracker must know the workflow before its outcomes

@@ -70,6 +70,11 @@ def choreography_changelog(service: str) -> str:
     return f"podium.choreo.{_checked(service, 'service name')}.changelog"
 
 
+def of_stateful_consumer(changelog: str, task_types: Iterable[str]) -> list[str]:
+    """Every topic a conductor, tracker or choreography service reads or writes."""
+    return [TRIGGERS, WORKFLOWS, changelog, DEAD_LETTER, *task_topics(task_types)]
+
+
 def is_changelog(topic: str) -> bool:
     """A state changelog: compacted, read in full on restore."""
     return topic.startswith("podium.") and topic.endswith(".changelog")

@@ -36,7 +36,6 @@ from aiokafka.errors import KafkaError
 
 from podium.events import (
     CloudEvent,
-    DecodeError,
     ErrorInfo,
     Mode,
     TaskCommand,
@@ -45,15 +44,13 @@ from podium.events import (
     TaskStarted,
     TaskSucceeded,
     WorkflowTriggered,
-    decode,
     encode,
     new_event,
     topics,
 )
 from podium.runtime.cache import BoundedCache
-from podium.runtime.changelog import read_partitions, restore
+from podium.runtime.changelog import read_events, restore
 from podium.runtime.kafka import (
-    raw_record,
     send,
 )
 from podium.runtime.loop import Loop, Spec
@@ -109,13 +106,7 @@ class Participant:
             name=f"participant {service.name}",
             group=f"podium.choreo.{service.name}",
             inputs=[topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(watched))],
-            topics=[
-                topics.TRIGGERS,
-                topics.WORKFLOWS,
-                self.changelog,
-                topics.DEAD_LETTER,
-                *topics.task_topics(catalog.task_types),
-            ],
+            topics=topics.of_stateful_consumer(self.changelog, catalog.task_types),
             changelog=self.changelog,
             rejected=(UnknownWorkflow,),
             only=only,
@@ -426,17 +417,13 @@ class Participant:
         """What this service published on those partitions before: started and finished."""
         # the types a definition uses (a handler no definition uses has no topics)
         for task_type in sorted(self.types & self.catalog.task_types):
-            async for record in read_partitions(
+            async for event in read_events(
                 self.bootstrap_servers,
                 topics.outcomes(task_type),
                 partitions,
                 self.settings.consumer,
                 last=WINDOW,
             ):
-                try:
-                    event = decode(raw_record(record))
-                except DecodeError:
-                    continue  # the topic's consumers dead-letter it
                 if getattr(event.data, "mode", None) == MODE:
                     self._ledger.observe(event.data)
 

@@ -49,7 +49,7 @@ from podium.events import (
     topics,
 )
 from podium.runtime.cache import BoundedCache
-from podium.runtime.changelog import read_partitions
+from podium.runtime.changelog import read_events
 from podium.runtime.kafka import (
     ContiguousReader,
     create_topics,
@@ -308,22 +308,19 @@ class Worker:
         for tp in assigned:
             numbers.setdefault(types[tp.topic], set()).add(tp.partition)
         for task_type, partitions in numbers.items():
-            async for record in read_partitions(
+            async for event in read_events(
                 self.bootstrap_servers,
                 topics.outcomes(task_type),
                 partitions,
                 self.settings.consumer,
                 last=WINDOW,
             ):
-                event = _decoded(record)
-                if event is not None:
-                    self._ledger.observe(event.data)
+                self._ledger.observe(event.data)
         every = {tp.partition for tp in assigned}
-        async for record in read_partitions(
+        async for event in read_events(
             self.bootstrap_servers, topics.WORKFLOWS, every, self.settings.consumer, last=WINDOW
         ):
-            event = _decoded(record)
-            if event is not None and isinstance(event.data, WorkflowCompleted | WorkflowFailed):
+            if isinstance(event.data, WorkflowCompleted | WorkflowFailed):
                 self._ended.put(event.workflowid, True)
 
     async def _commit(self) -> None:
@@ -365,10 +362,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.worker.load(assigned)
         log.info("service %s assigned %d partition(s)", self.worker.service.name, len(assigned))
         self.worker.ready.set()
-
-
-def _decoded(record: ConsumerRecord[bytes, bytes]) -> CloudEvent | None:
-    try:
-        return decode(raw_record(record))
-    except DecodeError:
-        return None  # not ours to judge here: the topic's consumers dead-letter it

@@ -18,7 +18,8 @@ from typing import TypeVar
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from podium.runtime.kafka import make_consumer
+from podium.events import CloudEvent, DecodeError, decode
+from podium.runtime.kafka import make_consumer, raw_record
 from podium.runtime.settings import ConsumerSettings
 
 log = logging.getLogger("podium.changelog")
@@ -64,6 +65,23 @@ async def read_partitions(
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def read_events(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: set[int],
+    settings: ConsumerSettings | None = None,
+    *,
+    last: int | None = None,
+) -> AsyncIterator[CloudEvent]:
+    """The decodable events of those partitions (see `read_partitions`); what cannot be
+    decoded is skipped: the topic's own consumers dead-letter it."""
+    async for record in read_partitions(bootstrap_servers, topic, partitions, settings, last=last):
+        try:
+            yield decode(raw_record(record))
+        except DecodeError:
+            continue
 
 
 async def restore(
