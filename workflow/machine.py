@@ -54,9 +54,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from heapq import heappop, heappush
-from typing import Annotated, Any, Literal, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel
 
 from podium.workflow.choreography import (
     Abort,
@@ -100,153 +100,21 @@ __all__ = [
 ]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# -- events ------------------------------------------------------------------
-
-
-class Started(_Frozen):
-    kind: Literal["started"] = "started"
-    workflow_id: str
-    input: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 0
-    #: the tracker: the services act on their own, and every attempt they start ends with a
-    #: last word of theirs (an outcome, or a report that they declined it), which it awaits
-    observed: bool = False
-
-
-class TaskSucceeded(_Frozen):
-    kind: Literal["task_succeeded"] = "task_succeeded"
-    task_id: str
-    attempt: int
-    output: Any = None
-    compensation: bool = False
-
-
-class TaskFailed(_Frozen):
-    kind: Literal["task_failed"] = "task_failed"
-    task_id: str
-    attempt: int
-    error_type: str
-    message: str
-    retryable: bool = True
-    compensation: bool = False
-
-
-class TimerFired(_Frozen):
-    kind: Literal["timer_fired"] = "timer_fired"
-    timer_id: str
-
-
-class CancelRequested(_Frozen):
-    kind: Literal["cancel_requested"] = "cancel_requested"
-    reason: str = ""
-
-
-Event = Annotated[
-    Started | TaskSucceeded | TaskFailed | TimerFired | CancelRequested, Field(discriminator="kind")
-]
-
-# -- commands ----------------------------------------------------------------
-
-TimerPurpose = Literal["retry", "attempt_timeout", "workflow_timeout"]
-
-
-class RunTask(_Frozen):
-    kind: Literal["run_task"] = "run_task"
-    command_id: str
-    workflow_id: str = ""
-    task_id: str
-    task_type: str
-    attempt: int
-    input: Any = None
-    idempotency_key: str
-    timeout: float | None = None
-    compensation: bool = False
-
-
-class ScheduleTimer(_Frozen):
-    kind: Literal["schedule_timer"] = "schedule_timer"
-    timer_id: str
-    workflow_id: str = ""
-    due: float
-    purpose: TimerPurpose
-    task_id: str | None = None
-    attempt: int | None = None
-    compensation: bool = False
-
-
-class WorkflowFinished(_Frozen):
-    kind: Literal["workflow_finished"] = "workflow_finished"
-    workflow_id: str = ""
-    status: WorkflowStatus
-    output: Any = None
-    error: dict[str, Any] | None = None
-
-
-Command = Annotated[RunTask | ScheduleTimer | WorkflowFinished, Field(discriminator="kind")]
-
-event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
-command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
-
-# -- state -------------------------------------------------------------------
-
-
-class TaskState(_Frozen):
-    status: TaskStatus = TaskStatus.PENDING
-    attempts: int = 0  # the current (or last) attempt number; 0 = never started
-    output: Any = None
-    error: dict[str, Any] | None = None  # {type, message, retryable}
-    started_at: float | None = None  # first attempt
-    ended_at: float | None = None
-
-
-class Timer(_Frozen):
-    due: float
-    purpose: TimerPurpose
-    task_id: str | None = None
-    attempt: int | None = None  # retry: the attempt it starts; attempt_timeout: the attempt it ends
-    compensation: bool = False
-
-
-class HistoryEntry(_Frozen):
-    """One transition; ``task_id`` None is a workflow-level transition."""
-
-    time: float
-    task_id: str | None = None
-    from_state: str | None = None
-    to_state: str
-    attempt: int | None = None
-    input: Any = None
-    output: Any = None
-    error: dict[str, Any] | None = None
-    compensation: bool = False
-    reason: str | None = None
-
-
-class WorkflowState(_Frozen):
-    workflow_id: str
-    name: str
-    version: int
-    status: WorkflowStatus
-    input: dict[str, Any] = Field(default_factory=dict)
-    output: Any = None
-    error: dict[str, Any] | None = None
-    started_at: float
-    ended_at: float | None = None
-    seed: int = 0
-    observed: bool = False
-    tasks: dict[str, TaskState] = Field(default_factory=dict)
-    timers: dict[str, Timer] = Field(default_factory=dict)
-    completed: tuple[str, ...] = ()  # Succeeded task ids in completion order
-    compensations: dict[str, TaskState] = Field(default_factory=dict)
-    compensation_queue: tuple[
-        str, ...
-    ] = ()  # still to compensate; the first is the one in progress
-    history: tuple[HistoryEntry, ...] = ()
-
+from podium.workflow.messages import (
+    CancelRequested,
+    Command,
+    Event,
+    RunTask,
+    ScheduleTimer,
+    Started,
+    TaskFailed,
+    TaskSucceeded,
+    TimerFired,
+    WorkflowFinished,
+    command_adapter,
+    event_adapter,
+)
+from podium.workflow.state import HistoryEntry, TaskState, Timer, WorkflowState
 
 # -- decide ------------------------------------------------------------------
 
