@@ -22,3 +22,28 @@ def lane(task_id: str, compensation: bool) -> str:
 def jitter_salt(seed: int, task_id: str, compensation: bool) -> str:
     """What the retry jitter of one task (or compensation) of a workflow is drawn from."""
     return f"{seed}:{lane(task_id, compensation)}"
+
+
+def idempotency_key(workflow_id: str, task_id: str, compensation: bool) -> str:
+    """Stable across the attempts of a task (or of its compensation): `wf:task`."""
+    return f"{workflow_id}:{lane(task_id, compensation)}"
+
+
+def command_id(workflow_id: str, task_id: str, attempt: int, compensation: bool) -> str:
+    """One attempt: `wf:task:N` (`wf:task:compensate:N`)."""
+    return f"{idempotency_key(workflow_id, task_id, compensation)}:{attempt}"
+
+
+def attempt_timer(workflow_id: str, task_id: str, attempt: int, compensation: bool) -> str:
+    """The timer that fails one attempt when it runs too long."""
+    return f"{idempotency_key(workflow_id, task_id, compensation)}:timeout:{attempt}"
+
+
+def retry_timer(workflow_id: str, task_id: str, attempt: int, compensation: bool) -> str:
+    """The timer that starts attempt `attempt` after its backoff."""
+    return f"{idempotency_key(workflow_id, task_id, compensation)}:retry:{attempt}"
+
+
+def workflow_timer(workflow_id: str) -> str:
+    """The timer that times the whole workflow out."""
+    return f"{workflow_id}:timeout"

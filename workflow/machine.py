@@ -58,6 +58,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+from podium.workflow import ids
 from podium.workflow.choreography import (
     Abort,
     Fail,
@@ -71,7 +72,7 @@ from podium.workflow.choreography import (
 )
 from podium.workflow.definition import Compensation, Definition, TaskSpec
 from podium.workflow.expressions import ExpressionError, Outcome
-from podium.workflow.ids import jitter_salt, lane
+from podium.workflow.ids import jitter_salt
 from podium.workflow.states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
 
 __all__ = [
@@ -340,7 +341,7 @@ class _Step:
         timeout = self._step_spec(tid, compensation).timeout
         if timeout is not None:
             self.schedule(
-                f"{self.wf}:{lane(tid, compensation)}:timeout:{attempt}",
+                ids.attempt_timer(self.wf, tid, attempt, compensation),
                 _timer(
                     due=self.now + timeout,
                     purpose="attempt_timeout",
@@ -352,7 +353,7 @@ class _Step:
 
     def attempt_ended(self, tid: str, attempt: int, compensation: bool, output: Any) -> None:
         """The attempt succeeded: disarm its timeout, record the output."""
-        self.timers.pop(f"{self.wf}:{lane(tid, compensation)}:timeout:{attempt}", None)
+        self.timers.pop(ids.attempt_timer(self.wf, tid, attempt, compensation), None)
         before = self._lane(tid, compensation)
         self._put(
             tid,
@@ -377,8 +378,7 @@ class _Step:
         final: bool = False,
     ) -> bool:
         """Retrying with a backoff timer (True), or Failed for good (False)."""
-        key = lane(tid, compensation)
-        self.timers.pop(f"{self.wf}:{key}:timeout:{attempt}", None)
+        self.timers.pop(ids.attempt_timer(self.wf, tid, attempt, compensation), None)
         policy = self._step_spec(tid, compensation).retry
         before = self._lane(tid, compensation)
         retry = bool(error["retryable"]) and attempt < policy.max_attempts and not final
@@ -396,7 +396,7 @@ class _Step:
         )
         if retry:
             self.schedule(
-                f"{self.wf}:{key}:retry:{attempt + 1}",
+                ids.retry_timer(self.wf, tid, attempt + 1, compensation),
                 _timer(
                     due=self.now
                     + policy.delay(attempt, jitter_salt(self.state.seed, tid, compensation)),
@@ -709,25 +709,25 @@ def run_task(
         assert spec.compensate is not None
         return _run_task(
             kind="run_task",
-            command_id=f"{workflow_id}:{task_id}:compensate:{attempt}",
+            command_id=ids.command_id(workflow_id, task_id, attempt, True),
             workflow_id=workflow_id,
             task_id=task_id,
             task_type=spec.compensate.type,
             attempt=attempt,
             input=input,
-            idempotency_key=f"{workflow_id}:{task_id}:compensate",
+            idempotency_key=ids.idempotency_key(workflow_id, task_id, True),
             timeout=spec.compensate.timeout,
             compensation=True,
         )
     return _run_task(
         kind="run_task",
-        command_id=f"{workflow_id}:{task_id}:{attempt}",
+        command_id=ids.command_id(workflow_id, task_id, attempt, False),
         workflow_id=workflow_id,
         task_id=task_id,
         task_type=spec.type,
         attempt=attempt,
         input=input,
-        idempotency_key=f"{workflow_id}:{task_id}",
+        idempotency_key=ids.idempotency_key(workflow_id, task_id, False),
         timeout=spec.timeout,
         compensation=False,
     )
@@ -804,7 +804,7 @@ def _start(
         return step.result()
     if definition.timeout is not None:
         step.schedule(
-            f"{event.workflow_id}:timeout",
+            ids.workflow_timer(event.workflow_id),
             _timer(
                 due=now + definition.timeout,
                 purpose="workflow_timeout",
@@ -834,11 +834,10 @@ def _observe_next_attempt(step: _Step, tid: str, attempt: int, compensation: boo
         return True
     if task.status is not TaskStatus.RETRYING or attempt != task.attempts + 1:
         return False
+    step.timers.pop(ids.retry_timer(step.wf, tid, attempt, compensation), None)
     if compensation:
-        step.timers.pop(f"{step.wf}:{tid}:compensate:retry:{attempt}", None)
         step.start_compensation(tid, attempt, command=False)
     else:
-        step.timers.pop(f"{step.wf}:{tid}:retry:{attempt}", None)
         step.start_attempt(tid, attempt, step.rendered_input(tid), command=False)
     return True
 
