@@ -11,7 +11,9 @@ producer; tansu has none, so every batch asks, before it sends anything:
 - has the group already told us we are out (generation reset)? — free;
 - has more than a third of the session timeout passed since the last batch?
   then a heartbeat round trip with our generation says whether it is still
-  current. In steady state batches come every few ms and nothing is sent.
+  current (while no coordinator answers, a broker being down, it asks again,
+  for up to a session). In steady state batches come every few ms and nothing
+  is sent.
 
 A member found out of date drops what its batch decided and its in-memory
 state, and rejoins; on assignment it restores from the changelog like anyone.
@@ -19,19 +21,25 @@ state, and rejoins; on assignment it restores from the changelog like anyone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import JoinGroupRequest
 
 log = logging.getLogger("podium.membership")
+
+#: seconds between heartbeats while the group coordinator cannot be reached
+RETRY_S = 0.1
 
 
 class Membership:
     def __init__(self, consumer: AIOKafkaConsumer, session_timeout_ms: int) -> None:
         self.consumer = consumer
-        self.gap = session_timeout_ms / 1000 / 3
+        self.session = session_timeout_ms / 1000
+        self.gap = self.session / 3
         self._checked = time.monotonic()
 
     def lost(self) -> bool:
@@ -52,11 +60,27 @@ class Membership:
         self._checked = now
         if not stale:
             return True
-        ok = bool(await self.consumer._coordinator._do_heartbeat())
+        # a definite answer is needed before sending: a coordinator moving (a broker
+        # down) is waited for, up to a session; only a reset generation means fenced
+        deadline = now + self.session
+        while not await self._heartbeat():
+            if self.lost():
+                log.warning("this member's group generation is no longer current: fenced")
+                return False
+            if time.monotonic() > deadline:
+                log.warning("no group coordinator answered for a session: acting as fenced")
+                return False
+            await asyncio.sleep(RETRY_S)  # a new coordinator is being found
         self._checked = time.monotonic()
-        if not ok:
-            log.warning("this member's group generation is no longer current: fenced")
-        return ok and not self.lost()
+        return not self.lost()
+
+    async def _heartbeat(self) -> bool:
+        coordinator = self.consumer._coordinator
+        try:
+            return bool(await coordinator._do_heartbeat())
+        except KafkaError as exc:  # an error code aiokafka does not expect: no answer
+            log.warning("group heartbeat failed: %s", exc)
+            return False
 
     def rejoin(self) -> None:
         """Ask for a rebalance: on assignment the partitions are restored afresh."""
