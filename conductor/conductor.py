@@ -26,7 +26,14 @@ from typing import Any
 
 import orjson
 
-from podium.conductor.wire import command_event, core_outcome, finished_event, started_event
+from podium.conductor.wire import (
+    command_event,
+    core_outcome,
+    end_event,
+    finished_event,
+    result_of,
+    started_event,
+)
 from podium.events import (
     PAYLOADS,
     CloudEvent,
@@ -37,9 +44,9 @@ from podium.events import (
     WorkflowFailed,
     WorkflowTriggered,
     encode,
-    new_event,
     topics,
 )
+from podium.events.payloads import Payload
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
 from podium.runtime.loop import Loop, Spec
@@ -245,13 +252,8 @@ class Conductor:
         if ended is None:
             return False
         if self.announces(ended.mode):
-            self._announce(partition, self._ended_event(workflow_id, ended.result))
+            self._announce(partition, end_event(workflow_id, ended.result, self.source))
         return True
-
-    def _ended_event(self, workflow_id: str, result: Ended) -> CloudEvent:
-        return new_event(
-            result, source=self.source, workflow_id=workflow_id, id=f"{workflow_id}:finished"
-        )
 
     def _announce(self, partition: int, event: CloudEvent) -> None:
         self._outbox.emit(topics.WORKFLOWS, partition, encode(event))
@@ -271,17 +273,16 @@ class Conductor:
     def fire(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
             _, workflow_id, timer_id = heapq.heappop(self._timers)
+            if timer_id == FORGET:
+                self._forget(workflow_id)
+                continue
             owned = self._workflows.get(workflow_id)
             if owned is None:
-                if timer_id == FORGET:
-                    self._forget(workflow_id)
                 continue
             partition, mode, state = owned
             if timer_id == EVICT:
                 self._evict(partition, workflow_id, state)
                 continue
-            if timer_id == FORGET:
-                continue  # only for ended records; see the check above
             if timer_id not in state.timers:
                 continue  # cancelled or already fired
             definition = self.catalog.get(state.name, state.version)
@@ -301,8 +302,7 @@ class Conductor:
             return
         _, mode, _ = self._workflows.pop(workflow_id)
         self._held.pop(workflow_id, None)
-        result = finished_event(state, self.source, mode).data
-        assert isinstance(result, WorkflowCompleted | WorkflowFailed)
+        result = result_of(state, mode)
         self._remember(partition, workflow_id, mode, result, state.ended_at or time.time())
 
     def _remember(
@@ -359,7 +359,7 @@ class Conductor:
         held = b""
         if workflow_id in self._held:
             _, outcomes = self._held[workflow_id]
-            held = b',"held":[' + b",".join(_held_json(o) for o in outcomes) + b"]"
+            held = b',"held":[' + b",".join(_typed(o) for o in outcomes) + b"]"
         owned = self._workflows.get(workflow_id)
         if owned is not None:
             _, mode, state = owned
@@ -375,13 +375,7 @@ class Conductor:
         ended = self._ended.get(workflow_id)
         if ended is not None:
             return (
-                b'{"mode":'
-                + orjson.dumps(ended.mode)
-                + b',"ended":{"type":'
-                + orjson.dumps(ended.result.event_type)
-                + b',"data":'
-                + ended.result.model_dump_json().encode()
-                + b"}}"
+                b'{"mode":' + orjson.dumps(ended.mode) + b',"ended":' + _typed(ended.result) + b"}"
             )
         if held:
             return b"{" + held[1:] + b"}"
@@ -517,12 +511,13 @@ class Tracker(Conductor):
             self._outbox.changed(workflow_id, partition)
 
 
-def _held_json(outcome: Outcome) -> bytes:
+def _typed(payload: Payload) -> bytes:
+    """A payload with its event type, as the changelog keeps it (read by `_payload`)."""
     return (
         b'{"type":'
-        + orjson.dumps(outcome.event_type)
+        + orjson.dumps(payload.event_type)
         + b',"data":'
-        + outcome.model_dump_json().encode()
+        + payload.model_dump_json().encode()
         + b"}"
     )
 

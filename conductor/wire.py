@@ -73,8 +73,20 @@ def started_event(
 
 
 def finished_event(state: WorkflowState, source: str, mode: Mode) -> CloudEvent:
+    return end_event(state.workflow_id, result_of(state, mode), source)
+
+
+def end_event(
+    workflow_id: str, result: WorkflowCompleted | WorkflowFailed, source: str
+) -> CloudEvent:
+    """A workflow's end; the same id every time it is announced again."""
+    return new_event(result, source=source, workflow_id=workflow_id, id=f"{workflow_id}:finished")
+
+
+def result_of(state: WorkflowState, mode: Mode) -> WorkflowCompleted | WorkflowFailed:
+    """A finished workflow's result: what `podium trigger --wait --json` prints."""
     model = WorkflowCompleted if state.status == WorkflowStatus.SUCCEEDED else WorkflowFailed
-    payload = model(
+    return model(
         workflow=state.name,
         version=state.version,
         state=str(state.status),
@@ -92,9 +104,6 @@ def finished_event(state: WorkflowState, source: str, mode: Mode) -> CloudEvent:
             )
             for task_id, task in state.tasks.items()
         },
-    )
-    return new_event(
-        payload, source=source, workflow_id=state.workflow_id, id=f"{state.workflow_id}:finished"
     )
 
 

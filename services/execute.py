@@ -14,7 +14,16 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from podium.events import ErrorInfo, TaskCommand, TaskFailed, TaskStarted, TaskSucceeded
+from podium.events import (
+    CloudEvent,
+    ErrorInfo,
+    TaskCommand,
+    TaskFailed,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+    new_event,
+)
 from podium.services.errors import TaskError
 from podium.services.service import Context, Registration
 
@@ -114,6 +123,28 @@ def _common(command: TaskCommand) -> dict[str, Any]:
         "compensation": command.compensation,
         "mode": command.mode,
     }
+
+
+def outcome_event(
+    payload: TaskStarted | TaskSucceeded | TaskFailed | TaskSkipped,
+    workflow_id: str,
+    source: str,
+    cause: CloudEvent | None = None,
+) -> CloudEvent:
+    """A service's event about one attempt; its id, `<command id>:<started|succeeded|...>`,
+    is the same on every redelivery, so readers can deduplicate by it."""
+    kind = payload.event_type.rsplit(".", 1)[-1]
+    return new_event(
+        payload,
+        source=source,
+        workflow_id=workflow_id,
+        id=f"{payload.command_id}:{kind}",
+        task_id=payload.task_id,
+        attempt=payload.attempt,
+        correlation_id=cause.correlationid if cause else None,
+        causation_id=cause.id if cause else None,
+        traceparent=cause.traceparent if cause else None,
+    )
 
 
 def started(command: TaskCommand) -> TaskStarted:

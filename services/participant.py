@@ -45,7 +45,6 @@ from podium.events import (
     TaskSucceeded,
     WorkflowTriggered,
     encode,
-    new_event,
     topics,
 )
 from podium.runtime.cache import BoundedCache
@@ -56,7 +55,7 @@ from podium.runtime.kafka import (
 from podium.runtime.loop import Loop, Spec
 from podium.runtime.settings import Settings
 from podium.services.deliveries import WINDOW, Ledger
-from podium.services.execute import execute, failure, started
+from podium.services.execute import execute, failure, outcome_event, started
 from podium.services.service import TaskService
 from podium.workflow import join as rules
 from podium.workflow import machine
@@ -322,17 +321,9 @@ class Participant:
         )
 
     def _outcome_event(
-        self, join: Join, outcome: TaskSucceeded | TaskFailed | TaskStarted
+        self, join: Join, outcome: TaskStarted | TaskSucceeded | TaskFailed | TaskSkipped
     ) -> CloudEvent:
-        kind = outcome.event_type.rsplit(".", 1)[-1]
-        return new_event(
-            outcome,
-            source=self.source,
-            workflow_id=join.workflow_id,
-            id=f"{outcome.command_id}:{kind}",
-            task_id=outcome.task_id,
-            attempt=outcome.attempt,
-        )
+        return outcome_event(outcome, join.workflow_id, self.source)
 
     def _report(self, definition: Definition, join: Join, report: Report) -> CloudEvent:
         core = machine.run_task(
@@ -361,14 +352,7 @@ class Participant:
                 type=report.error_type or "Error", message=report.reason, retryable=False
             )
             payload = TaskFailed(**common, error=error)
-        return new_event(
-            payload,
-            source=self.source,
-            workflow_id=join.workflow_id,
-            id=f"{common['command_id']}:{report.status.lower()}",
-            task_id=report.task_id,
-            attempt=report.attempt,
-        )
+        return self._outcome_event(join, payload)
 
     def snapshot(self, workflow_id: str) -> bytes | None:
         found = self._joins.get(workflow_id)

@@ -45,7 +45,6 @@ from podium.events import (
     dead_letter,
     decode,
     encode,
-    new_event,
     topics,
 )
 from podium.runtime.cache import BoundedCache
@@ -60,7 +59,7 @@ from podium.runtime.kafka import (
 )
 from podium.runtime.settings import Settings
 from podium.services.deliveries import WINDOW, Ledger
-from podium.services.execute import execute, failure, started
+from podium.services.execute import execute, failure, outcome_event, started
 from podium.services.offsets import OffsetTracker
 from podium.services.service import TaskService
 
@@ -278,18 +277,7 @@ class Worker:
         self, partition: int, cause: CloudEvent, outcome: Outcome | TaskStarted
     ) -> asyncio.Future[Any]:
         """The outcome goes to its type's topic, on the partition its command came from."""
-        kind = outcome.event_type.rsplit(".", 1)[-1]
-        reply = new_event(
-            outcome,
-            source=self.source,
-            workflow_id=cause.workflowid,
-            id=f"{outcome.command_id}:{kind}",
-            task_id=outcome.task_id,
-            attempt=outcome.attempt,
-            correlation_id=cause.correlationid,
-            causation_id=cause.id,
-            traceparent=cause.traceparent,
-        )
+        reply = outcome_event(outcome, cause.workflowid, self.source, cause)
         return await send(
             self._producer, topics.outcomes(outcome.task_type), encode(reply), partition
         )
