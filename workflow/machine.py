@@ -73,6 +73,21 @@ from podium.workflow.choreography import (
 from podium.workflow.definition import Compensation, Definition, TaskSpec
 from podium.workflow.expressions import ExpressionError, Outcome
 from podium.workflow.ids import jitter_salt
+from podium.workflow.messages import (
+    CancelRequested,
+    Command,
+    Event,
+    RunTask,
+    ScheduleTimer,
+    Started,
+    TaskFailed,
+    TaskSucceeded,
+    TimerFired,
+    WorkflowFinished,
+    command_adapter,
+    event_adapter,
+)
+from podium.workflow.state import HistoryEntry, TaskState, Timer, WorkflowState
 from podium.workflow.states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
 
 __all__ = [
@@ -100,22 +115,6 @@ __all__ = [
     "run_task",
 ]
 
-
-from podium.workflow.messages import (
-    CancelRequested,
-    Command,
-    Event,
-    RunTask,
-    ScheduleTimer,
-    Started,
-    TaskFailed,
-    TaskSucceeded,
-    TimerFired,
-    WorkflowFinished,
-    command_adapter,
-    event_adapter,
-)
-from podium.workflow.state import HistoryEntry, TaskState, Timer, WorkflowState
 
 # -- decide ------------------------------------------------------------------
 
