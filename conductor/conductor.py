@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
+from podium.conductor import snapshot
+from podium.conductor.snapshot import Ended, Outcome, Snapshot
 from podium.conductor.wire import (
     command_event,
     core_outcome,
@@ -35,18 +35,14 @@ from podium.conductor.wire import (
     started_event,
 )
 from podium.events import (
-    PAYLOADS,
     CloudEvent,
     Mode,
     TaskFailed,
     TaskSucceeded,
-    WorkflowCompleted,
-    WorkflowFailed,
     WorkflowTriggered,
     encode,
     topics,
 )
-from podium.events.payloads import Payload
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
 from podium.runtime.loop import Loop, Spec
@@ -72,9 +68,6 @@ HELD_PER_WORKFLOW = 64
 #: workflows a tracker holds outcomes for at most (the oldest are dropped first)
 HELD_WORKFLOWS = 10_000
 
-Outcome = TaskSucceeded | TaskFailed
-Ended = WorkflowCompleted | WorkflowFailed
-
 
 @dataclass(frozen=True, slots=True)
 class EndedRecord:
@@ -83,17 +76,6 @@ class EndedRecord:
     partition: int
     mode: Mode
     result: Ended
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One changelog value: a live state (with outcomes held for it), held outcomes only
-    (the tracker saw them before the trigger), or an ended workflow's result."""
-
-    mode: Mode = Mode.ORCHESTRATION
-    state: WorkflowState | None = None
-    held: tuple[Outcome, ...] = ()
-    ended: Ended | None = None
 
 
 class Rejected(Exception):
@@ -193,6 +175,9 @@ class Conductor:
 
     def before_poll(self) -> None:
         pass
+
+    async def flush(self) -> None:
+        pass  # all its state goes to the changelog
 
     async def drain(self) -> None:
         pass
@@ -356,29 +341,18 @@ class Conductor:
             self._announce(partition, finished_event(state, self.source, mode))
 
     def snapshot(self, workflow_id: str) -> bytes | None:
-        held = b""
-        if workflow_id in self._held:
-            _, outcomes = self._held[workflow_id]
-            held = b',"held":[' + b",".join(_typed(o) for o in outcomes) + b"]"
+        """The workflow's changelog value (`podium.conductor.snapshot`); None: nothing known."""
+        held = self._held.get(workflow_id)
+        outcomes = tuple(held[1]) if held is not None else ()
         owned = self._workflows.get(workflow_id)
         if owned is not None:
             _, mode, state = owned
-            # one pydantic serialisation, no intermediate dicts: this runs once per change
-            return (
-                b'{"mode":'
-                + orjson.dumps(mode)
-                + b',"state":'
-                + state.model_dump_json(exclude_defaults=True).encode()
-                + held
-                + b"}"
-            )
+            return snapshot.encode(Snapshot(mode, state, outcomes))
         ended = self._ended.get(workflow_id)
         if ended is not None:
-            return (
-                b'{"mode":' + orjson.dumps(ended.mode) + b',"ended":' + _typed(ended.result) + b"}"
-            )
-        if held:
-            return b"{" + held[1:] + b"}"
+            return snapshot.encode(Snapshot(ended.mode, ended=ended.result))
+        if outcomes:
+            return snapshot.encode(Snapshot(held=outcomes))
         return None
 
     # -- partition ownership ------------------------------------------------------
@@ -391,25 +365,25 @@ class Conductor:
             return
         started = time.monotonic()
         snapshots = await restore(
-            self.bootstrap_servers, self.changelog, new, _parse, self.settings.consumer
+            self.bootstrap_servers, self.changelog, new, snapshot.decode, self.settings.consumer
         )
         self._owned |= new
         now = time.time()
-        for workflow_id, (partition, snapshot) in snapshots.items():
-            if snapshot.held:
-                self._held[workflow_id] = (partition, list(snapshot.held))
-            if snapshot.ended is not None:
-                ended_at = _epoch(snapshot.ended.ended_at) or now
+        for workflow_id, (partition, value) in snapshots.items():
+            if value.held:
+                self._held[workflow_id] = (partition, list(value.held))
+            if value.ended is not None:
+                ended_at = _epoch(value.ended.ended_at) or now
                 if now - ended_at < self.settings.ended_retention_s:
-                    self._remember(partition, workflow_id, snapshot.mode, snapshot.ended, ended_at)
+                    self._remember(partition, workflow_id, value.mode, value.ended, ended_at)
                 else:
                     self._outbox.delete(workflow_id, partition)
                 continue
-            if snapshot.state is None:
+            if value.state is None:
                 continue
-            self._workflows[workflow_id] = (partition, snapshot.mode, snapshot.state)
+            self._workflows[workflow_id] = (partition, value.mode, value.state)
             try:
-                self._resume(partition, workflow_id, snapshot.mode, snapshot.state, now)
+                self._resume(partition, workflow_id, value.mode, value.state, now)
             except UnknownWorkflow as exc:
                 log.error("cannot resume %s: %s", workflow_id, exc)
         log.info(
@@ -509,33 +483,6 @@ class Tracker(Conductor):
         if owned is not None and owned[2].status in TERMINAL and workflow_id in self._held:
             del self._held[workflow_id]  # what is left are duplicates and stale attempts
             self._outbox.changed(workflow_id, partition)
-
-
-def _typed(payload: Payload) -> bytes:
-    """A payload with its event type, as the changelog keeps it (read by `_payload`)."""
-    return (
-        b'{"type":'
-        + orjson.dumps(payload.event_type)
-        + b',"data":'
-        + payload.model_dump_json().encode()
-        + b"}"
-    )
-
-
-def _payload(typed: dict[str, Any]) -> Any:
-    return PAYLOADS[typed["type"]].model_validate(typed["data"])
-
-
-def _parse(value: bytes) -> Snapshot:
-    data = orjson.loads(value)
-    state = data.get("state")
-    ended = data.get("ended")
-    return Snapshot(
-        mode=Mode(data.get("mode", Mode.ORCHESTRATION)),
-        state=None if state is None else WorkflowState.model_validate(state),
-        held=tuple(_payload(h) for h in data.get("held", ())),
-        ended=None if ended is None else _payload(ended),
-    )
 
 
 def _epoch(iso: str | None) -> float | None:

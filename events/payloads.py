@@ -113,6 +113,9 @@ class TaskStarted(_TaskOutcome):
     """
 
     event_type: ClassVar[str] = "podium.task.started"
+    #: the attempt's input, where no command on the wire carries it (a choreography
+    #: participant runs its own tasks); None from a worker, whose command has it
+    input: Any = None
 
 
 class TaskSucceeded(_TaskOutcome):

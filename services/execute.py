@@ -147,9 +147,10 @@ def outcome_event(
     )
 
 
-def started(command: TaskCommand) -> TaskStarted:
-    """The marker a service publishes (and waits for) before it runs the handler."""
-    return TaskStarted(**_common(command))
+def started(command: TaskCommand, *, with_input: bool = False) -> TaskStarted:
+    """The marker a service publishes (and waits for) before it runs the handler;
+    `with_input` when no command event carries the input (choreography)."""
+    return TaskStarted(**_common(command), input=command.input if with_input else None)
 
 
 def _succeeded(command: TaskCommand, output: Any) -> TaskSucceeded:

@@ -31,7 +31,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
 from aiokafka.errors import KafkaError
 
 from podium.events import (
@@ -54,6 +53,7 @@ from podium.runtime.kafka import (
 )
 from podium.runtime.loop import Loop, Spec
 from podium.runtime.settings import Settings
+from podium.services import snapshot
 from podium.services.deliveries import WINDOW, Ledger
 from podium.services.execute import execute, failure, outcome_event, started
 from podium.services.service import TaskService
@@ -62,6 +62,7 @@ from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
 from podium.workflow.definition import Definition
 from podium.workflow.join import Join, Report, Retry, Run
+from podium.workflow.messages import Step
 from podium.workflow.states import TaskStatus as S
 
 log = logging.getLogger("podium.choreography")
@@ -143,6 +144,9 @@ class Participant:
     def next_due(self) -> float | None:
         return self._timers[0][0] if self._timers else None
 
+    async def flush(self) -> None:
+        pass  # its join state goes to the changelog
+
     async def drain(self) -> None:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
@@ -168,15 +172,9 @@ class Participant:
             if join is None or (not data.compensation and data.task_id in join.tasks):
                 return  # not ours, or our own outcome coming back
             status, output, retryable = _observed(data)
+            step = Step(data.task_id, data.compensation)
             actions = rules.on_observed(
-                definition,
-                join,
-                data.task_id,
-                status,
-                output,
-                attempt=data.attempt,
-                retryable=retryable,
-                compensation=data.compensation,
+                definition, join, step, status, output, attempt=data.attempt, retryable=retryable
             )
             self._apply(partition, join, actions, now)
 
@@ -207,7 +205,8 @@ class Participant:
                 self._evict(found[0], found[1], now)
             else:
                 partition, join = found
-                self._apply(partition, join, rules.on_retry_due(join, task_id, compensation), now)
+                actions = rules.on_retry_due(join, Step(task_id, compensation))
+                self._apply(partition, join, actions, now)
 
     def _evict(self, partition: int, join: Join, now: float) -> None:
         """Forget a settled join; a small "ended" record keeps its id from starting again."""
@@ -303,7 +302,7 @@ class Participant:
         self, partition: int, command: TaskCommand, join: Join
     ) -> TaskSucceeded | TaskFailed | None:
         """Mark the attempt started (acknowledged), then run its handler."""
-        marker = encode(self._outcome_event(join, started(command)))
+        marker = encode(self._outcome_event(join, started(command, with_input=True)))
         try:
             await (
                 await send(self._producer, topics.outcomes(command.task_type), marker, partition)
@@ -326,14 +325,7 @@ class Participant:
         return outcome_event(outcome, join.workflow_id, self.source)
 
     def _report(self, definition: Definition, join: Join, report: Report) -> CloudEvent:
-        core = machine.run_task(
-            definition,
-            join.workflow_id,
-            report.task_id,
-            report.attempt,
-            None,
-            compensation=report.compensation,
-        )
+        core = machine.run_task(definition, join.workflow_id, report.step, report.attempt, None)
         common: dict[str, Any] = {
             "workflow": join.name,
             "version": join.version,
@@ -355,11 +347,12 @@ class Participant:
         return self._outcome_event(join, payload)
 
     def snapshot(self, workflow_id: str) -> bytes | None:
+        """The workflow's changelog value (`podium.services.snapshot`); None: nothing known."""
         found = self._joins.get(workflow_id)
         if found is not None:
-            return found[1].model_dump_json(exclude_defaults=True).encode()
+            return snapshot.encode(found[1])
         ended = self._ended.get(workflow_id)
-        return None if ended is None else orjson.dumps({"ended": ended[1]})
+        return None if ended is None else snapshot.encode(snapshot.Ended(ended[1]))
 
     # -- partition ownership --------------------------------------------------------
 
@@ -369,7 +362,7 @@ class Participant:
             self._owned |= partitions
             return
         restored = await restore(
-            self.bootstrap_servers, self.changelog, new, _parse, self.settings.consumer
+            self.bootstrap_servers, self.changelog, new, snapshot.decode, self.settings.consumer
         )
         await self._load_ledger(new)
         self._owned |= new
@@ -379,8 +372,8 @@ class Participant:
                 self._joins[workflow_id] = (partition, entry)
                 continue
             del restored[workflow_id]
-            if now - entry < self.settings.ended_retention_s:
-                self._remember(partition, workflow_id, entry)
+            if now - entry.at < self.settings.ended_retention_s:
+                self._remember(partition, workflow_id, entry.at)
             else:
                 self._outbox.delete(workflow_id, partition)
         for partition, join in restored.values():
@@ -424,14 +417,6 @@ class Participant:
         heapq.heapify(self._timers)
 
 
-def _parse(value: bytes) -> Join | float:
-    """A join, or the end time of an evicted one."""
-    data = orjson.loads(value)
-    if "ended" in data:
-        return float(data["ended"])
-    return Join.model_validate(data)
-
-
 def _observed(data: TaskSucceeded | TaskFailed | TaskSkipped) -> tuple[S, Any, bool]:
     if isinstance(data, TaskSucceeded):
         return S.SUCCEEDED, data.output, True
@@ -441,14 +426,7 @@ def _observed(data: TaskSucceeded | TaskFailed | TaskSkipped) -> tuple[S, Any, b
 
 
 def _command(definition: Definition, join: Join, run: Run) -> TaskCommand:
-    core = machine.run_task(
-        definition,
-        join.workflow_id,
-        run.task_id,
-        run.attempt,
-        run.input,
-        compensation=run.compensation,
-    )
+    core = machine.run_task(definition, join.workflow_id, run.step, run.attempt, run.input)
     return TaskCommand(
         workflow=definition.name,
         version=definition.version,

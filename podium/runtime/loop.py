@@ -5,8 +5,8 @@ with this event, with the timers now due, and what is my snapshot of this key";
 the loop owns the clients and everything around them:
 
     getmany (gap-safe reader) -> decode, or dead-letter -> processor.route(...)
-      -> processor.fire(now) -> send what the batch caused, snapshots when a
-      commit is due (podium.runtime.outbox) -> commit once acknowledged
+      -> processor.fire(now) -> processor.flush() -> send what the batch caused,
+      snapshots when a commit is due (podium.runtime.outbox) -> commit once acknowledged
     assigned: hold the new partitions back, processor.restore(...), release
     revoked:  seal and drain (or, fenced, drop), processor.revoke(...)
 
@@ -61,6 +61,11 @@ class Processor(Protocol):
 
     def before_poll(self) -> None:
         """Backpressure, before each poll (pause or resume through the loop's reader)."""
+
+    async def flush(self) -> None:
+        """After a batch is routed and the due timers fired, before what it caused is sent
+        and its offsets committed: write what the processor keeps outside Kafka (the
+        history store's database transaction). Most processors keep nothing there."""
 
     async def drain(self) -> None:
         """On stop, before the last seal: wait for the work still running."""
@@ -149,6 +154,7 @@ class Loop:
             for record in batch[tp]:
                 handle(record, route, self.outbox, self.spec.rejected)
         self.processor.fire(now)
+        await self.processor.flush()
         snapshot = self.processor.snapshot
         if not await end_batch(self.outbox, self._commits, batch, snapshot, self._membership):
             # fenced: drop the state; the group hands the partitions out again
