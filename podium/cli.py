@@ -192,6 +192,37 @@ BOOTSTRAP = typer.Option(
 DEFINITIONS = typer.Option(
     None, "--definitions", help="A definition file or a directory of them (PODIUM_DEFINITIONS)."
 )
+HISTORY_URL = typer.Option(
+    None,
+    "--history-url",
+    help="The history database, a SQLAlchemy URL (PODIUM_HISTORY_URL; default: "
+    "sqlite:///./podium-history.db).",
+)
+AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _database(url: str | None) -> Any:
+    """The history database named by the flag, else PODIUM_HISTORY_URL, else the default."""
+    from podium.history.database import Database, HistoryError, default_url
+
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        raise _fail(f"invalid PODIUM_* setting: {exc}") from None
+    try:
+        return Database(url or settings.history_url or default_url())
+    except HistoryError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _read(coroutine: Any) -> Any:
+    """asyncio.run for a history read, with database errors as one line."""
+    from podium.history.database import HistoryError
+
+    try:
+        return asyncio.run(coroutine)
+    except HistoryError as exc:
+        raise _fail(f"history: {exc}", 1) from None
 
 
 @app.command()
@@ -264,6 +295,107 @@ def conductor(
     from podium.conductor.conductor import Conductor
 
     _run_state_machine(Conductor, definitions, bootstrap_servers)
+
+
+@app.command(name="history-store")
+def history_store(
+    definitions: Path | None = DEFINITIONS,
+    bootstrap_servers: str | None = BOOTSTRAP,
+    history_url: str | None = HISTORY_URL,
+) -> None:
+    """Run the history store: record every workflow, attempt and transition of both modes."""
+    from podium.history.database import HistoryError
+    from podium.history.recorder import Recorder
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    catalog = _catalog(settings)
+    database = _database(history_url)
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        try:
+            _run(_serve(lambda: [Recorder(catalog, bootstrap, settings, database)]))
+        except HistoryError as exc:
+            raise _fail(f"history: {exc}", 1) from None
+
+
+@app.command(name="list")
+def list_workflows(
+    state: str | None = typer.Option(None, "--state", help="Only workflows in this state."),
+    name: str | None = typer.Option(None, "--name", help="Only workflows of this definition."),
+    mode: str | None = typer.Option(None, "--mode", help="orchestration or choreography."),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many, newest first."),
+    as_json: bool = AS_JSON,
+    history_url: str | None = HISTORY_URL,
+) -> None:
+    """List recorded workflows, newest first."""
+    from podium import show
+    from podium.workflow.states import WorkflowStatus
+
+    if mode is not None and mode not in set(Mode):
+        raise _fail(f"--mode must be orchestration or choreography, not {mode!r}")
+    if state is not None and state not in set(WorkflowStatus):
+        raise _fail(f"--state must be one of {', '.join(WorkflowStatus)}, not {state!r}")
+    database = _database(history_url)
+    items = _read(
+        _closing(database, show.workflows(database, state=state, name=name, mode=mode, limit=limit))
+    )
+    if as_json:
+        sys.stdout.write(orjson.dumps(items).decode() + "\n")
+        return
+    show.print_workflows(items)
+
+
+@app.command()
+def status(
+    workflow_id: str = typer.Argument(..., metavar="ID", help="Workflow id."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the result object, as `run --json` did."
+    ),
+    history_url: str | None = HISTORY_URL,
+) -> None:
+    """A recorded workflow's state: an ended one's result, exactly as its run printed it."""
+    from podium import show
+
+    database = _database(history_url)
+    result = _read(_closing(database, show.status(database, workflow_id)))
+    if result is None:
+        raise _unknown(workflow_id, database)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
+    show.print_status(result)
+
+
+@app.command()
+def history(
+    workflow_id: str = typer.Argument(..., metavar="ID", help="Workflow id."),
+    as_json: bool = AS_JSON,
+    history_url: str | None = HISTORY_URL,
+) -> None:
+    """A recorded workflow's transitions in order, with their times and durations."""
+    from podium import show
+
+    database = _database(history_url)
+    entries = _read(_closing(database, show.history(database, workflow_id)))
+    if entries is None:
+        raise _unknown(workflow_id, database)
+    if as_json:
+        sys.stdout.write(orjson.dumps(entries).decode() + "\n")
+        return
+    show.print_history(workflow_id, entries)
+
+
+async def _closing(database: Any, coroutine: Any) -> Any:
+    try:
+        return await coroutine
+    finally:
+        await database.close()
+
+
+def _unknown(workflow_id: str, database: Any) -> typer.Exit:
+    from podium.history.database import describe
+
+    return _fail(f"no workflow {workflow_id!r} in the history at {describe(database.url)}", 1)
 
 
 def _run_state_machine(
@@ -370,9 +502,14 @@ def run(
     timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to wait."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     bootstrap_servers: str | None = BOOTSTRAP,
+    history_url: str | None = HISTORY_URL,
 ) -> None:
-    """One shot: start the services (and conductor or tracker), run one workflow, stop all."""
+    """One shot: start the services (and conductor or tracker), run one workflow, stop all.
+
+    A history store records the run; the command returns once the workflow's end is in it.
+    """
     from podium.client import InputRejected, result_json
+    from podium.history.database import HistoryError
     from podium.live import LiveView
     from podium.loading import LoadError, load_services
     from podium.oneshot import run_once
@@ -397,6 +534,7 @@ def run(
         loaded = load_services(services)
     except LoadError as exc:
         raise _fail(str(exc)) from None
+    database = _database(history_url)
 
     view = None if as_json else LiveView(definition)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
@@ -413,10 +551,13 @@ def run(
                         timeout=timeout,
                         mode=settings.mode,
                         on_state=view.update if view is not None else None,
+                        history=database,
                     )
                 )
         except (LookupError, InputRejected) as exc:
             raise _fail(str(exc)) from None
+        except HistoryError as exc:
+            raise _fail(f"history: {exc}", 1) from None
         except TimeoutError:
             raise _fail(f"the workflow did not end within {timeout}s", 1) from None
     _print_result(result_json(wid, ended), as_json)

@@ -7,11 +7,13 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from podium.client import Client, Ended, prepare_topics
 from podium.conductor.conductor import Conductor, Tracker
 from podium.events import Mode
+from podium.history.database import Database, HistoryError
+from podium.history.recorder import Recorder
 from podium.runtime.component import Component
 from podium.runtime.settings import Settings
 from podium.services.participant import Participant
@@ -24,6 +26,9 @@ from podium.workflow.machine import WorkflowState
 log = logging.getLogger("podium.run")
 
 OnState = Callable[[WorkflowState], None]
+#: how long after its end a run waits for its workflow to be in the history store
+RECORD_WITHIN_S = 30.0
+T = TypeVar("T")
 
 
 async def run_once(
@@ -37,7 +42,9 @@ async def run_once(
     timeout: float | None = None,
     mode: Mode = Mode.ORCHESTRATION,
     on_state: OnState | None = None,
+    history: Database | None = None,
 ) -> tuple[str, Ended]:
+    """Run one workflow to its end; with `history`, return once its end is recorded there."""
     catalog = Catalog([definition])
     missing = catalog.task_types - {t for s in services for t in s.task_types}
     if missing:
@@ -47,13 +54,25 @@ async def run_once(
     parts = build_parts(
         catalog, services, bootstrap_servers, settings, mode, on_state, only=workflow_id
     )
+    recorder = None
+    if history is not None:
+        recorder = Recorder(catalog, bootstrap_servers, settings, history, only=workflow_id)
+        parts.append(recorder)
     async with _running(parts) as tasks:
         await _all_ready(parts, tasks)
+        recorded = recorder.recorded(workflow_id) if recorder is not None else None
         async with Client(bootstrap_servers, settings) as client:
             workflow_id = await client.trigger(
                 definition, input, workflow_id=workflow_id, mode=mode
             )
             ended = await _unless_crashed(client.expect(workflow_id), tasks, timeout)
+        if recorded is not None:
+            try:
+                await _unless_crashed(recorded, tasks, RECORD_WITHIN_S)
+            except TimeoutError:
+                raise HistoryError(
+                    f"workflow {workflow_id} ended but was not recorded within {RECORD_WITHIN_S:.0f}s"
+                ) from None
     return workflow_id, ended
 
 
@@ -99,8 +118,8 @@ async def _running(parts: list[Component]) -> AsyncIterator[list[asyncio.Task[No
 
 
 async def _unless_crashed(
-    awaited: asyncio.Future[Ended], tasks: list[asyncio.Task[None]], timeout: float | None
-) -> Ended:
+    awaited: asyncio.Future[T], tasks: list[asyncio.Task[None]], timeout: float | None
+) -> T:
     """Await `awaited`, but raise at once if a component stops first."""
     waited: list[asyncio.Future[Any]] = [awaited, *tasks]
     done, _ = await asyncio.wait(waited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
