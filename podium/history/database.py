@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ DEFAULT_FILE = "podium-history.db"
 ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 #: how long a SQLite writer waits for another one's lock (`podium run` beside a store)
 SQLITE_BUSY_S = 30.0
+
+
+_MIGRATING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class HistoryError(Exception):
@@ -113,6 +119,12 @@ class Database:
         """Bring the schema to the latest revision (several writers may race: one wins)."""
         if self.is_sqlite and self.url.database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        # Alembic's `context` and `op` are module globals: one migration per process at once
+        loop = asyncio.get_running_loop()
+        async with _MIGRATING.setdefault(loop, asyncio.Lock()):
+            await self._migrate()
+
+    async def _migrate(self) -> None:
         for attempt in range(10):
             try:
                 async with self.engine.begin() as connection:
