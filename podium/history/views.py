@@ -1,9 +1,10 @@
 """What the history store's rows mean to a reader: the list, a status, a history.
 
 Pure functions over the rows `Database` returns (dicts), shared by the CLI and,
-later, the HTTP API. A history is the transitions the events recorded, plus
-three that only the conductor's memory holds and that are derived here, when
-read, from the rest:
+later, the HTTP API. A history is the transitions the events recorded (a workflow
+running from its first task's start when that came before its announced start),
+plus three that only the conductor's memory holds and that are derived here,
+when read, from the rest:
 
 - `Retrying`: a failed attempt that was tried again (the event said Failed);
 - `Skipped` of a task the conductor skipped (orchestration sends no event for
@@ -109,6 +110,7 @@ def history(
 ) -> list[dict[str, Any]]:
     """Every transition in order, each with the state it left and how long it stayed there."""
     entries = [dict(t) for t in transitions]
+    _started_first(entries)
     _retrying(entries)
     entries += _skipped(workflow, entries, definition)
     entries += _compensating(workflow, entries)
@@ -149,6 +151,14 @@ def _phase(entry: Row, workflow: Row) -> int:
     if entry["task_id"] != WORKFLOW:
         return 1
     return 0 if entry["state"] == "Running" else 2 if entry["state"] == "Compensating" else 3
+
+
+def _started_first(entries: list[dict[str, Any]]) -> None:
+    """A workflow runs from its first task's start if that came before its announced start
+    (choreography: the services may start before the tracker announces the workflow)."""
+    start = next((e for e in entries if e["task_id"] == WORKFLOW and e["state"] == "Running"), None)
+    if start is not None and entries:
+        start["at"] = min(e["at"] for e in entries)
 
 
 def _retrying(entries: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ and the Kafka ones skip with the reason when java or the jars are missing.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,19 @@ ON_APACHE_KAFKA = {
     "test_a_conductor_paused_until_the_other_took_over_changes_nothing[apache-kafka]",
     "test_a_command_that_kills_its_service_is_given_up_on[apache-kafka-orchestration]",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _history_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`podium run` records its workflow: in a file of the test session, not the work tree."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('history') / 'history.db'}"
+    before = os.environ.get("PODIUM_HISTORY_URL")
+    os.environ["PODIUM_HISTORY_URL"] = url
+    yield
+    if before is None:
+        del os.environ["PODIUM_HISTORY_URL"]
+    else:
+        os.environ["PODIUM_HISTORY_URL"] = before
 
 
 @contextlib.contextmanager
