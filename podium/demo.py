@@ -1,7 +1,8 @@
 """`make demo`: the shipped examples, run the way a user runs them.
 
 One embedded broker for the whole demo; each step is a real `podium run`
-command, printed before it runs, so it can be copied.
+command, printed before it runs, so it can be copied. Each run records its
+workflow in the history store (`./podium-history.db`); the demo ends by listing them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 from podium.broker import EmbeddedBroker
+from podium.history.database import default_url
 
 ORDER = ["examples/order/order.yaml", "--services", "examples.order.shop:services"]
 ETL = ["examples/etl/etl.yaml", "--services", "examples.etl.pipeline:services"]
@@ -53,11 +55,20 @@ def main() -> None:
                     check=False,
                 )
                 print(flush=True)
+    history = os.environ.get("PODIUM_HISTORY_URL") or default_url()
+    print(f"######## HISTORY: every run above was recorded in {history}\n")
+    print("$ podium list", flush=True)
+    subprocess.run([sys.executable, "-m", "podium", "list", "--limit", "6"], check=False)
+    print(
+        "\nThen `podium status ID` (the result a run printed) and `podium history ID` (its\n"
+        "transitions, with times) for any of those ids.\n"
+    )
     print(
         "Next: add --json for the machine-readable result; run the pieces yourself with\n"
         "`podium broker`, `podium service [--mode choreography]`, `podium conductor` or\n"
-        "`podium tracker`, and `podium trigger NAME --wait`; the definitions are in\n"
-        "examples/*/*.yaml and their services beside them (README.md walks through it)."
+        "`podium tracker`, `podium history-store`, and `podium trigger NAME --wait`; the\n"
+        "definitions are in examples/*/*.yaml and their services beside them (README.md\n"
+        "walks through it)."
     )
 
 

@@ -19,7 +19,11 @@ Modules, one noun each:
 - ``loader``       YAML/JSON files -> definitions, every problem at once
 - ``builder``      the Python builder (``Workflow``, ``Task``)
 - ``states``       ``TaskStatus``, ``WorkflowStatus``
+- ``messages``     the events the machine takes, the commands it returns, the ``Step``
+- ``state``        a workflow's state, made through named constructors that check it
+- ``ids``          every command, idempotency and timer id, and the retry jitter's salt
 - ``choreography`` one task's join rule, shared by both modes
+- ``join``         one choreography participant's view of a workflow
 - ``machine``      ``decide(definition, state, event, now) -> (state, commands)``
 
 Importing this package imports only the definition layer; import ``machine``,

@@ -31,6 +31,7 @@ from pydantic import (
 from podium.events import topics
 from podium.workflow.durations import parse_duration
 from podium.workflow.expressions import Expression, Template, compile_expression, compile_template
+from podium.workflow.messages import Step
 from podium.workflow.validation import (
     Issue,
     backoff_message,
@@ -217,6 +218,15 @@ class Definition(_Model):
     def task(self, task_id: str) -> TaskSpec:
         """The task named ``task_id`` (``KeyError`` if there is none)."""
         return self.plan.tasks[task_id].spec
+
+    def spec_of(self, step: Step) -> TaskSpec | Compensation:
+        """What runs for a step: its type, retry policy and timeout (``KeyError`` if unknown)."""
+        spec = self.plan.tasks[step.task_id].spec
+        if not step.compensation:
+            return spec
+        if spec.compensate is None:
+            raise KeyError(f"task '{step.task_id}' has no compensation")
+        return spec.compensate
 
     @property
     def order(self) -> tuple[str, ...]:

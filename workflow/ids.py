@@ -8,40 +8,42 @@ from __future__ import annotations
 
 import hashlib
 
+from podium.workflow.messages import Step
+
 
 def seed_of(workflow_id: str) -> int:
     """The workflow's seed for retry jitter (the conductor passes it in `Started`)."""
     return int.from_bytes(hashlib.blake2b(workflow_id.encode(), digest_size=8).digest(), "big")
 
 
-def lane(task_id: str, compensation: bool) -> str:
-    """A task, or its compensation: the key of its timers and its jitter."""
-    return f"{task_id}:compensate" if compensation else task_id
+def _key(step: Step) -> str:
+    """A task, or its compensation: `task` (`task:compensate`), the key of its ids and jitter."""
+    return f"{step.task_id}:compensate" if step.compensation else step.task_id
 
 
-def jitter_salt(seed: int, task_id: str, compensation: bool) -> str:
-    """What the retry jitter of one task (or compensation) of a workflow is drawn from."""
-    return f"{seed}:{lane(task_id, compensation)}"
+def jitter_salt(seed: int, step: Step) -> str:
+    """What the retry jitter of one step of a workflow is drawn from."""
+    return f"{seed}:{_key(step)}"
 
 
-def idempotency_key(workflow_id: str, task_id: str, compensation: bool) -> str:
-    """Stable across the attempts of a task (or of its compensation): `wf:task`."""
-    return f"{workflow_id}:{lane(task_id, compensation)}"
+def idempotency_key(workflow_id: str, step: Step) -> str:
+    """Stable across the attempts of a step: `wf:task` (`wf:task:compensate`)."""
+    return f"{workflow_id}:{_key(step)}"
 
 
-def command_id(workflow_id: str, task_id: str, attempt: int, compensation: bool) -> str:
+def command_id(workflow_id: str, step: Step, attempt: int) -> str:
     """One attempt: `wf:task:N` (`wf:task:compensate:N`)."""
-    return f"{idempotency_key(workflow_id, task_id, compensation)}:{attempt}"
+    return f"{idempotency_key(workflow_id, step)}:{attempt}"
 
 
-def attempt_timer(workflow_id: str, task_id: str, attempt: int, compensation: bool) -> str:
+def attempt_timer(workflow_id: str, step: Step, attempt: int) -> str:
     """The timer that fails one attempt when it runs too long."""
-    return f"{idempotency_key(workflow_id, task_id, compensation)}:timeout:{attempt}"
+    return f"{idempotency_key(workflow_id, step)}:timeout:{attempt}"
 
 
-def retry_timer(workflow_id: str, task_id: str, attempt: int, compensation: bool) -> str:
+def retry_timer(workflow_id: str, step: Step, attempt: int) -> str:
     """The timer that starts attempt `attempt` after its backoff."""
-    return f"{idempotency_key(workflow_id, task_id, compensation)}:retry:{attempt}"
+    return f"{idempotency_key(workflow_id, step)}:retry:{attempt}"
 
 
 def workflow_timer(workflow_id: str) -> str:

@@ -32,6 +32,7 @@ from podium.workflow.choreography import (
 from podium.workflow.definition import Definition, RetryPolicy
 from podium.workflow.expressions import ExpressionError
 from podium.workflow.ids import jitter_salt, seed_of
+from podium.workflow.messages import Step
 from podium.workflow.states import TaskStatus as S
 
 
@@ -68,6 +69,10 @@ class Run:
     input: Any
     compensation: bool = False
 
+    @property
+    def step(self) -> Step:
+        return Step(self.task_id, self.compensation)
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
@@ -80,12 +85,20 @@ class Report:
     attempt: int = 1
     compensation: bool = False
 
+    @property
+    def step(self) -> Step:
+        return Step(self.task_id, self.compensation)
+
 
 @dataclass(frozen=True, slots=True)
 class Retry:
     task_id: str
     due: float
     compensation: bool = False
+
+    @property
+    def step(self) -> Step:
+        return Step(self.task_id, self.compensation)
 
 
 Action = Run | Report | Retry
@@ -135,12 +148,9 @@ def is_final_failure(policy: RetryPolicy, attempt: int, retryable: bool) -> bool
     return not retryable or attempt >= policy.max_attempts
 
 
-def policy_of(definition: Definition, task_id: str, compensation: bool) -> RetryPolicy:
-    spec = definition.task(task_id)
-    if compensation:
-        assert spec.compensate is not None
-        return spec.compensate.retry
-    return spec.retry
+def mine_of(join: Join, step: Step) -> Mine:
+    """This participant's state of one of its steps."""
+    return (join.compensations if step.compensation else join.tasks)[step.task_id]
 
 
 # -- inputs --------------------------------------------------------------------
@@ -156,19 +166,19 @@ def on_trigger(definition: Definition, join: Join, input: dict[str, Any]) -> lis
 def on_observed(
     definition: Definition,
     join: Join,
-    task_id: str,
+    step: Step,
     status: S,
     output: Any,
     *,
     attempt: int,
     retryable: bool = True,
-    compensation: bool = False,
 ) -> list[Action]:
-    """An outcome event of another participant's task (or compensation)."""
-    if compensation:
+    """An outcome event of another participant's step (a task, or a compensation)."""
+    task_id = step.task_id
+    if step.compensation:
         if status == S.SUCCEEDED or (
             status == S.FAILED
-            and is_final_failure(policy_of(definition, task_id, True), attempt, retryable)
+            and is_final_failure(definition.spec_of(step).retry, attempt, retryable)
         ):
             join.undone[task_id] = status
         return advance(definition, join)
@@ -193,15 +203,16 @@ def on_result(
     now: float,
 ) -> list[Action]:
     """The result of one of this participant's own handler runs."""
-    mine = (join.compensations if run.compensation else join.tasks)[run.task_id]
+    step = run.step
+    mine = mine_of(join, step)
     if mine.status != S.RUNNING or mine.attempt != run.attempt:
         return []  # stale: restored and re-run meanwhile
-    policy = policy_of(definition, run.task_id, run.compensation)
+    policy = definition.spec_of(step).retry
     if status == S.SUCCEEDED:
         mine.status = S.SUCCEEDED
     elif not is_final_failure(policy, run.attempt, retryable):
         mine.status = S.RETRYING
-        salt = jitter_salt(seed_of(join.workflow_id), run.task_id, run.compensation)
+        salt = jitter_salt(seed_of(join.workflow_id), step)
         mine.retry_due = now + policy.delay(run.attempt, salt)
         return [Retry(run.task_id, mine.retry_due, run.compensation)]
     else:
@@ -214,8 +225,9 @@ def on_result(
     return advance(definition, join)
 
 
-def on_retry_due(join: Join, task_id: str, compensation: bool) -> list[Action]:
-    mine = (join.compensations if compensation else join.tasks)[task_id]
+def on_retry_due(join: Join, step: Step) -> list[Action]:
+    task_id, compensation = step
+    mine = mine_of(join, step)
     if mine.status != S.RETRYING:
         return []
     if join.failed and not compensation:

@@ -7,7 +7,8 @@ and the tests all run this one function.
 
 Events: ``Started``, ``TaskSucceeded``, ``TaskFailed``, ``TimerFired``,
 ``CancelRequested``. Commands: ``RunTask`` (``compensation=True`` for a
-compensation), ``ScheduleTimer``, ``WorkflowFinished``.
+compensation), ``ScheduleTimer``, ``WorkflowFinished``. An attempt belongs to a
+``Step``: a task, or its compensation (the same life, in two lanes).
 
 Ids are deterministic: command ``{wf}:{task}:{attempt}`` (compensations
 ``{wf}:{task}:compensate:{attempt}``), idempotency key ``{wf}:{task}`` (stable
@@ -54,9 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from heapq import heappop, heappush
-from typing import Any, TypeVar, overload
-
-from pydantic import BaseModel
+from typing import Any, overload
 
 from podium.workflow import ids
 from podium.workflow.choreography import (
@@ -80,6 +79,7 @@ from podium.workflow.messages import (
     RunTask,
     ScheduleTimer,
     Started,
+    Step,
     TaskFailed,
     TaskSucceeded,
     TimerFired,
@@ -87,7 +87,14 @@ from podium.workflow.messages import (
     command_adapter,
     event_adapter,
 )
-from podium.workflow.state import HistoryEntry, TaskState, Timer, WorkflowState
+from podium.workflow.state import (
+    PENDING,
+    HistoryEntry,
+    IllegalTransition,
+    TaskState,
+    Timer,
+    WorkflowState,
+)
 from podium.workflow.states import RESOLVED, TERMINAL, TaskStatus, WorkflowStatus
 
 __all__ = [
@@ -96,9 +103,11 @@ __all__ = [
     "Command",
     "Event",
     "HistoryEntry",
+    "IllegalTransition",
     "RunTask",
     "ScheduleTimer",
     "Started",
+    "Step",
     "TaskFailed",
     "TaskState",
     "TaskStatus",
@@ -137,9 +146,14 @@ def decide(
         return _start(definition, event, now)
     if state is None or state.status in TERMINAL:
         return state, []
-    step = _Step(definition, state, now)
-    if _HANDLERS[type(event)](step, event):
-        return step.result()
+    decision = _Decision(definition, state, now)
+    try:
+        changed = _HANDLERS[type(event)](decision, event)
+    except IllegalTransition as error:
+        error.add_note(f"workflow {state.workflow_id}, on {event!r}")
+        raise
+    if changed:
+        return decision.result()
     return state, []
 
 
@@ -169,42 +183,12 @@ class _Upstream(Mapping[str, Outcome]):
         return len(self._tasks)
 
 
-_M = TypeVar("_M", bound=BaseModel)
+class _Decision:
+    """Mutable scratch space for one decision; ``result()`` freezes it into a new state.
 
-
-def _constructor(cls: type[_M]) -> Callable[..., _M]:
-    """A faster ``model_construct`` for the hot path: every field is passed, nothing is validated.
-
-    (``model_construct`` spends most of its time on defaults and aliases,
-    which these call sites never need.)
+    Every task state, timer, history entry and command it makes comes from the named
+    constructors of ``state`` and ``messages``, which check what matters.
     """
-    fields = frozenset(cls.model_fields)
-    new = cls.__new__
-    setattr_ = object.__setattr__
-
-    def construct(**values: Any) -> _M:
-        assert values.keys() == fields, sorted(fields ^ values.keys())
-        model = new(cls)
-        setattr_(model, "__dict__", values)
-        setattr_(model, "__pydantic_fields_set__", set(fields))
-        setattr_(model, "__pydantic_extra__", None)
-        setattr_(model, "__pydantic_private__", None)
-        return model
-
-    return construct
-
-
-_new_task = _constructor(TaskState)
-_entry = _constructor(HistoryEntry)
-_timer = _constructor(Timer)
-_run_task = _constructor(RunTask)
-_schedule_timer = _constructor(ScheduleTimer)
-_finished = _constructor(WorkflowFinished)
-_state = _constructor(WorkflowState)
-
-
-class _Step:
-    """Mutable scratch space for one decision; ``result()`` freezes it into a new state."""
 
     def __init__(self, definition: Definition, state: WorkflowState, now: float) -> None:
         self.definition = definition
@@ -225,20 +209,17 @@ class _Step:
         self.ended_at = state.ended_at
 
     def result(self) -> tuple[WorkflowState, list[Command]]:
-        state = _state(
-            **{
-                **self.state.__dict__,
-                "status": self.status,
-                "tasks": self.tasks,
-                "timers": self.timers,
-                "completed": self.completed,
-                "compensations": self.compensations,
-                "compensation_queue": self.queue,
-                "history": self.state.history + tuple(self.history),
-                "output": self.output,
-                "error": self.error,
-                "ended_at": self.ended_at,
-            }
+        state = self.state.evolved(
+            status=self.status,
+            tasks=self.tasks,
+            timers=self.timers,
+            completed=self.completed,
+            compensations=self.compensations,
+            compensation_queue=self.queue,
+            history=self.state.history + tuple(self.history),
+            output=self.output,
+            error=self.error,
+            ended_at=self.ended_at,
         )
         return state, self.commands
 
@@ -246,166 +227,81 @@ class _Step:
 
     def record(
         self,
-        task_id: str | None,
-        before: str | None,
-        after: str,
-        attempt: int | None = None,
+        before: WorkflowStatus | None,
+        after: WorkflowStatus,
         *,
         input: Any = None,
         output: Any = None,
         error: dict[str, Any] | None = None,
-        compensation: bool = False,
-        reason: str | None = None,
     ) -> None:
+        """A workflow-level transition."""
         self.history.append(
-            _entry(
-                time=self.now,
-                task_id=task_id,
-                from_state=before,
-                to_state=after,
-                attempt=attempt,
-                input=input,
-                output=output,
-                error=error,
-                compensation=compensation,
-                reason=reason,
+            HistoryEntry.of_workflow(
+                self.now, before, after, input=input, output=output, error=error
             )
-        )
-
-    def set_task(
-        self, task_id: str, task: TaskState, *, input: Any = None, reason: str | None = None
-    ) -> None:
-        before = self.tasks[task_id]
-        self.tasks[task_id] = task
-        self.record(
-            task_id,
-            before.status.value,
-            task.status.value,
-            task.attempts or None,
-            input=input,
-            output=task.output if task.status is TaskStatus.SUCCEEDED else None,
-            error=task.error if task.status in (TaskStatus.FAILED, TaskStatus.RETRYING) else None,
-            reason=reason,
-        )
-
-    def set_compensation(self, task_id: str, task: TaskState, *, input: Any = None) -> None:
-        before = self.compensations.get(task_id)
-        self.compensations = {**self.compensations, task_id: task}
-        self.record(
-            task_id,
-            before.status.value if before else TaskStatus.PENDING.value,
-            task.status.value,
-            task.attempts,
-            input=input,
-            output=task.output if task.status is TaskStatus.SUCCEEDED else None,
-            error=task.error if task.status in (TaskStatus.FAILED, TaskStatus.RETRYING) else None,
-            compensation=True,
         )
 
     def schedule(self, timer_id: str, timer: Timer) -> None:
         self.timers[timer_id] = timer
-        self.commands.append(
-            _schedule_timer(
-                kind="schedule_timer",
-                timer_id=timer_id,
-                workflow_id=self.wf,
-                due=timer.due,
-                purpose=timer.purpose,
-                task_id=timer.task_id,
-                attempt=timer.attempt,
-                compensation=timer.compensation,
-            )
+        self.commands.append(timer.command(timer_id, self.wf))
+
+    # -- one step: a task, or its compensation; the same life in two lanes
+
+    def task(self, step: Step) -> TaskState:
+        """The step's current state (a compensation not started yet is Pending)."""
+        if step.compensation:
+            return self.compensations.get(step.task_id, PENDING)
+        return self.tasks[step.task_id]
+
+    def put(
+        self, step: Step, task: TaskState, *, input: Any = None, reason: str | None = None
+    ) -> None:
+        """The step moves to ``task``; the move is recorded."""
+        tid = step.task_id
+        if step.compensation:
+            before = self.compensations.get(tid, PENDING)
+            self.compensations = {**self.compensations, tid: task}
+        else:
+            before = self.tasks[tid]
+            self.tasks[tid] = task
+        self.history.append(
+            HistoryEntry.of_step(self.now, step, before.status, task, input=input, reason=reason)
         )
 
-    # -- one attempt of a task or of its compensation: the same life, two lanes
-
-    def _lane(self, tid: str, compensation: bool) -> TaskState:
-        return self.compensations[tid] if compensation else self.tasks[tid]
-
-    def _put(self, tid: str, compensation: bool, task: TaskState) -> None:
-        if compensation:
-            self.set_compensation(tid, task)
-        else:
-            self.set_task(tid, task)
-
-    def _step_spec(self, tid: str, compensation: bool) -> TaskSpec | Compensation:
-        spec = self.plan.tasks[tid].spec
-        if compensation:
-            assert spec.compensate is not None
-            return spec.compensate
-        return spec
-
-    def arm_timeout(self, tid: str, attempt: int, compensation: bool) -> None:
-        """After a command: the attempt's timeout timer, if the step has a timeout."""
-        timeout = self._step_spec(tid, compensation).timeout
+    def command(self, step: Step, attempt: int, input: Any) -> None:
+        """Send the attempt's command and arm its timeout, if the step has one."""
+        spec = self.definition.spec_of(step)
+        self.commands.append(_run_task(spec, self.wf, step, attempt, input))
+        timeout = spec.timeout
         if timeout is not None:
             self.schedule(
-                ids.attempt_timer(self.wf, tid, attempt, compensation),
-                _timer(
-                    due=self.now + timeout,
-                    purpose="attempt_timeout",
-                    task_id=tid,
-                    attempt=attempt,
-                    compensation=compensation,
-                ),
+                ids.attempt_timer(self.wf, step, attempt),
+                Timer.attempt_timeout(self.now + timeout, step, attempt),
             )
 
-    def attempt_ended(self, tid: str, attempt: int, compensation: bool, output: Any) -> None:
+    def attempt_ended(self, step: Step, attempt: int, output: Any) -> None:
         """The attempt succeeded: disarm its timeout, record the output."""
-        self.timers.pop(ids.attempt_timer(self.wf, tid, attempt, compensation), None)
-        before = self._lane(tid, compensation)
-        self._put(
-            tid,
-            compensation,
-            _new_task(
-                status=TaskStatus.SUCCEEDED,
-                attempts=attempt,
-                output=output,
-                error=None,
-                started_at=before.started_at,
-                ended_at=self.now,
-            ),
-        )
+        self.timers.pop(ids.attempt_timer(self.wf, step, attempt), None)
+        self.put(step, self.task(step).succeeded(attempt, output, self.now))
 
     def attempt_failed(
-        self,
-        tid: str,
-        attempt: int,
-        compensation: bool,
-        error: dict[str, Any],
-        *,
-        final: bool = False,
+        self, step: Step, attempt: int, error: dict[str, Any], *, final: bool = False
     ) -> bool:
         """Retrying with a backoff timer (True), or Failed for good (False)."""
-        self.timers.pop(ids.attempt_timer(self.wf, tid, attempt, compensation), None)
-        policy = self._step_spec(tid, compensation).retry
-        before = self._lane(tid, compensation)
+        self.timers.pop(ids.attempt_timer(self.wf, step, attempt), None)
+        policy = self.definition.spec_of(step).retry
+        before = self.task(step)
         retry = bool(error["retryable"]) and attempt < policy.max_attempts and not final
-        self._put(
-            tid,
-            compensation,
-            _new_task(
-                status=TaskStatus.RETRYING if retry else TaskStatus.FAILED,
-                attempts=attempt,
-                output=None,
-                error=error,
-                started_at=before.started_at,
-                ended_at=None if retry else self.now,
-            ),
+        if not retry:
+            self.put(step, before.failed(attempt, error, self.now))
+            return False
+        self.put(step, before.retrying(attempt, error))
+        delay = policy.delay(attempt, jitter_salt(self.state.seed, step))
+        self.schedule(
+            ids.retry_timer(self.wf, step, attempt + 1),
+            Timer.retry(self.now + delay, step, attempt + 1),
         )
-        if retry:
-            self.schedule(
-                ids.retry_timer(self.wf, tid, attempt + 1, compensation),
-                _timer(
-                    due=self.now
-                    + policy.delay(attempt, jitter_salt(self.state.seed, tid, compensation)),
-                    purpose="retry",
-                    task_id=tid,
-                    attempt=attempt + 1,
-                    compensation=compensation,
-                ),
-            )
-        return retry
+        return True
 
     # -- forward tasks
 
@@ -419,42 +315,20 @@ class _Step:
         resolved = False
         while heap and self.status is WorkflowStatus.RUNNING:
             _, tid = heappop(heap)
-            if self.tasks[tid].status is not TaskStatus.PENDING or not self.resolved(
-                tasks[tid].observes
-            ):
+            task = self.tasks[tid]
+            if task.status is not TaskStatus.PENDING or not self.resolved(tasks[tid].observes):
                 continue
             verdict = task_readiness(tasks[tid], upstream, self.state.input, self.wf)
             if isinstance(verdict, Ready):
                 self.start_attempt(tid, 1, verdict.input)
             elif isinstance(verdict, Skip):
-                self.set_task(
-                    tid,
-                    _new_task(
-                        status=TaskStatus.SKIPPED,
-                        attempts=0,
-                        output=None,
-                        error=None,
-                        started_at=None,
-                        ended_at=self.now,
-                    ),
-                    reason=verdict.reason,
-                )
+                self.put(Step(tid), task.skipped(self.now), reason=verdict.reason)
                 resolved = True
                 for child in tasks[tid].dependents:
                     heappush(heap, (tasks[child].index, child))
             elif isinstance(verdict, Fail):
                 error = {"type": verdict.error_type, "message": verdict.message, "retryable": False}
-                self.set_task(
-                    tid,
-                    _new_task(
-                        status=TaskStatus.FAILED,
-                        attempts=0,
-                        output=None,
-                        error=error,
-                        started_at=None,
-                        ended_at=self.now,
-                    ),
-                )
+                self.put(Step(tid), task.rejected(error, self.now))
                 self.workflow_failed(tid, error)
             elif isinstance(
                 verdict, Abort
@@ -469,22 +343,11 @@ class _Step:
         return all(tasks[tid].status in RESOLVED for tid in task_ids)
 
     def start_attempt(self, tid: str, attempt: int, input: Any, *, command: bool = True) -> None:
-        before = self.tasks[tid]
-        task = _new_task(
-            status=TaskStatus.RUNNING,
-            attempts=attempt,
-            output=None,
-            error=None,
-            started_at=before.started_at if before.started_at is not None else self.now,
-            ended_at=None,
-        )
-        self.set_task(tid, task, input=input, reason=None if command else "observed")
-        if not command:
-            return
-        self.commands.append(
-            run_task(self.definition, self.wf, tid, attempt, input, compensation=False)
-        )
-        self.arm_timeout(tid, attempt, compensation=False)
+        step = Step(tid)
+        task = self.tasks[tid].running(attempt, self.now)
+        self.put(step, task, input=input, reason=None if command else "observed")
+        if command:
+            self.command(step, attempt, input)
 
     def startable(self, tid: str) -> bool:
         """Observed, while undoing: a Pending task the services may still start (or decline)."""
@@ -506,8 +369,9 @@ class _Step:
         except ExpressionError as error:  # pragma: no cover - it rendered for attempt 1
             return {"error": str(error)}
 
-    def succeeded(self, tid: str, attempt: int, output: Any) -> None:
-        self.attempt_ended(tid, attempt, False, output)
+    def succeeded(self, step: Step, attempt: int, output: Any) -> None:
+        tid = step.task_id
+        self.attempt_ended(step, attempt, output)
         self.completed = (*self.completed, tid)
         if self.status is WorkflowStatus.COMPENSATING:  # a late success: undo it as well
             self.maybe_compensate()
@@ -515,14 +379,14 @@ class _Step:
         self.advance(iter(self.plan.tasks[tid].dependents))
         self.maybe_succeed()
 
-    def failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
+    def failed(self, step: Step, attempt: int, error: dict[str, Any]) -> None:
         if self.status is WorkflowStatus.COMPENSATING:
             # no new attempt once the saga undoes; observed, a service unaware of the
             # failure may still retry: its next attempt is awaited (Retrying)
-            self.attempt_failed(tid, attempt, False, error, final=not self.state.observed)
+            self.attempt_failed(step, attempt, error, final=not self.state.observed)
             self.maybe_compensate()
-        elif not self.attempt_failed(tid, attempt, False, error):
-            self.workflow_failed(tid, error)
+        elif not self.attempt_failed(step, attempt, error):
+            self.workflow_failed(step.task_id, error)
 
     def maybe_succeed(self) -> None:
         if self.status is not WorkflowStatus.RUNNING:
@@ -584,7 +448,7 @@ class _Step:
     def move(
         self, status: WorkflowStatus, *, output: Any = None, error: dict[str, Any] | None = None
     ) -> None:
-        self.record(None, self.status.value, status.value, output=output, error=error)
+        self.record(self.status, status, output=output, error=error)
         self.status = status
 
     def finish(
@@ -595,15 +459,7 @@ class _Step:
         self.error = error
         self.ended_at = self.now
         self.timers = {}
-        self.commands.append(
-            _finished(
-                kind="workflow_finished",
-                workflow_id=self.wf,
-                status=status,
-                output=output,
-                error=error,
-            )
-        )
+        self.commands.append(WorkflowFinished.of(self.wf, status, output, error))
 
     # -- compensation
 
@@ -614,7 +470,8 @@ class _Step:
         self.start_compensation(self.queue[0], 1)
 
     def start_compensation(self, tid: str, attempt: int, *, command: bool = True) -> None:
-        before = self.compensations.get(tid)
+        step = Step(tid, compensation=True)
+        before = self.task(step)
         try:
             payload = render_compensation_input(
                 self.definition, tid, _Upstream(self.tasks), self.state.input, self.wf
@@ -625,58 +482,26 @@ class _Step:
                 "message": f"compensate.input: {error}",
                 "retryable": False,
             }
-            self.set_compensation(
-                tid,
-                _new_task(
-                    status=TaskStatus.FAILED,
-                    attempts=attempt,
-                    output=None,
-                    error=failure,
-                    started_at=self.now,
-                    ended_at=self.now,
-                ),
-            )
+            self.put(step, before.failed_to_start(attempt, failure, self.now))
             self.compensation_failed(tid, failure)
             return
-        task = _new_task(
-            status=TaskStatus.RUNNING,
-            attempts=attempt,
-            output=None,
-            error=None,
-            started_at=before.started_at if before else self.now,
-            ended_at=None,
-        )
-        self.set_compensation(tid, task, input=payload)
-        if not command:
-            return
-        self.commands.append(
-            run_task(self.definition, self.wf, tid, attempt, payload, compensation=True)
-        )
-        self.arm_timeout(tid, attempt, compensation=True)
+        self.put(step, before.running(attempt, self.now), input=payload)
+        if command:
+            self.command(step, attempt, payload)
 
-    def compensation_succeeded(self, tid: str, attempt: int, output: Any) -> None:
-        self.attempt_ended(tid, attempt, True, output)
+    def compensation_succeeded(self, step: Step, attempt: int, output: Any) -> None:
+        self.attempt_ended(step, attempt, output)
         self.queue = self.queue[1:]
         self.next_compensation()
 
-    def compensation_observed(self, tid: str, attempt: int, output: Any) -> None:
+    def compensation_observed(self, step: Step, attempt: int, output: Any) -> None:
         """A queued compensation that succeeded before its turn (see `_out_of_turn`)."""
-        self.set_compensation(
-            tid,
-            _new_task(
-                status=TaskStatus.SUCCEEDED,
-                attempts=attempt,
-                output=output,
-                error=None,
-                started_at=self.now,
-                ended_at=self.now,
-            ),
-        )
-        self.queue = tuple(t for t in self.queue if t != tid)
+        self.put(step, self.task(step).succeeded_unseen(attempt, output, self.now))
+        self.queue = tuple(t for t in self.queue if t != step.task_id)
 
-    def compensation_attempt_failed(self, tid: str, attempt: int, error: dict[str, Any]) -> None:
-        if not self.attempt_failed(tid, attempt, True, error):
-            self.compensation_failed(tid, error)
+    def compensation_attempt_failed(self, step: Step, attempt: int, error: dict[str, Any]) -> None:
+        if not self.attempt_failed(step, attempt, error):
+            self.compensation_failed(step.task_id, error)
 
     def compensation_failed(self, tid: str, error: dict[str, Any]) -> None:
         self.finish(
@@ -694,41 +519,24 @@ class _Step:
 
 
 def run_task(
-    definition: Definition,
-    workflow_id: str,
-    task_id: str,
-    attempt: int,
-    input: Any,
-    *,
-    compensation: bool,
+    definition: Definition, workflow_id: str, step: Step, attempt: int, input: Any
 ) -> RunTask:
-    """The command for one attempt of a task (or of its compensation): the one place ids are made."""
-    spec = definition.plan.tasks[task_id].spec
-    if compensation:
-        assert spec.compensate is not None
-        return _run_task(
-            kind="run_task",
-            command_id=ids.command_id(workflow_id, task_id, attempt, True),
-            workflow_id=workflow_id,
-            task_id=task_id,
-            task_type=spec.compensate.type,
-            attempt=attempt,
-            input=input,
-            idempotency_key=ids.idempotency_key(workflow_id, task_id, True),
-            timeout=spec.compensate.timeout,
-            compensation=True,
-        )
-    return _run_task(
-        kind="run_task",
-        command_id=ids.command_id(workflow_id, task_id, attempt, False),
+    """The command for one attempt of a step: the one place command ids are made."""
+    return _run_task(definition.spec_of(step), workflow_id, step, attempt, input)
+
+
+def _run_task(
+    spec: TaskSpec | Compensation, workflow_id: str, step: Step, attempt: int, input: Any
+) -> RunTask:
+    return RunTask.attempt_of(
+        step,
+        attempt,
         workflow_id=workflow_id,
-        task_id=task_id,
         task_type=spec.type,
-        attempt=attempt,
         input=input,
-        idempotency_key=ids.idempotency_key(workflow_id, task_id, False),
+        command_id=ids.command_id(workflow_id, step, attempt),
+        idempotency_key=ids.idempotency_key(workflow_id, step),
         timeout=spec.timeout,
-        compensation=False,
     )
 
 
@@ -743,26 +551,21 @@ def in_flight(definition: Definition, state: WorkflowState) -> list[RunTask]:
     if state.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING):
         return []
     # forward attempts still running (a saga waits for them before it undoes anything)
-    waiting = [(tid, t, False) for tid, t in state.tasks.items() if t.status is TaskStatus.RUNNING]
+    waiting = [
+        (Step(tid), t.attempts) for tid, t in state.tasks.items() if t.status is TaskStatus.RUNNING
+    ]
     if state.status is WorkflowStatus.COMPENSATING and state.compensation_queue:
         tid = state.compensation_queue[0]
         current = state.compensations.get(tid)
         if current and current.status is TaskStatus.RUNNING:
-            waiting.append((tid, current, True))
-    inputs: dict[tuple[str, int | None, bool], Any] = {}
+            waiting.append((Step(tid, compensation=True), current.attempts))
+    inputs: dict[tuple[Step, int | None], Any] = {}
     for entry in state.history:
         if entry.to_state == TaskStatus.RUNNING and entry.task_id:
-            inputs[(entry.task_id, entry.attempt, entry.compensation)] = entry.input
+            inputs[(Step(entry.task_id, entry.compensation), entry.attempt)] = entry.input
     return [
-        run_task(
-            definition,
-            state.workflow_id,
-            tid,
-            t.attempts,
-            inputs.get((tid, t.attempts, compensation)),
-            compensation=compensation,
-        )
-        for tid, t, compensation in waiting
+        run_task(definition, state.workflow_id, step, attempt, inputs.get((step, attempt)))
+        for step, attempt in waiting
     ]
 
 
@@ -773,135 +576,134 @@ def _start(
     definition: Definition, event: Started, now: float
 ) -> tuple[WorkflowState, list[Command]]:
     plan = definition.plan
-    state = _state(
-        workflow_id=event.workflow_id,
-        name=definition.name,
-        version=definition.version,
-        status=WorkflowStatus.RUNNING,
-        input=event.input,
-        output=None,
-        error=None,
-        started_at=now,
-        ended_at=None,
+    state = WorkflowState.started(
+        event.workflow_id,
+        definition.name,
+        definition.version,
+        event.input,
         seed=event.seed,
         observed=event.observed,
-        tasks={tid: _PENDING for tid in plan.order},
-        timers={},
-        completed=(),
-        compensations={},
-        compensation_queue=(),
-        history=(),
+        tasks=plan.order,
+        now=now,
     )
-    step = _Step(definition, state, now)
-    step.record(None, None, WorkflowStatus.RUNNING.value, input=event.input)
+    decision = _Decision(definition, state, now)
+    decision.record(None, WorkflowStatus.RUNNING, input=event.input)
     problems = definition.input_errors(event.input)
     if problems:
-        step.finish(
+        decision.finish(
             WorkflowStatus.FAILED,
             error={"type": "InputError", "message": "; ".join(problems), "task_id": None},
         )
-        return step.result()
+        return decision.result()
     if definition.timeout is not None:
-        step.schedule(
-            ids.workflow_timer(event.workflow_id),
-            _timer(
-                due=now + definition.timeout,
-                purpose="workflow_timeout",
-                task_id=None,
-                attempt=None,
-                compensation=False,
-            ),
+        decision.schedule(
+            ids.workflow_timer(event.workflow_id), Timer.workflow_timeout(now + definition.timeout)
         )
-    step.advance(plan.roots)
-    return step.result()
+    decision.advance(plan.roots)
+    return decision.result()
 
 
-_PENDING = TaskState()
-
-
-def _observe_next_attempt(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
+def _observe_next_attempt(decision: _Decision, step: Step, attempt: int) -> bool:
     """Observe-only: attempt N+1's outcome while Retrying after N means N+1 started without us.
 
     While a saga undoes, a service unaware of the failure may also start a task that
     became ready: its first attempt's outcome is taken the same way.
     """
-    task = step.compensations.get(tid) if compensation else step.tasks.get(tid)
+    tid, compensation = step
+    task = decision.compensations.get(tid) if compensation else decision.tasks.get(tid)
     if task is None:
         return False
-    if not compensation and attempt == 1 and step.startable(tid):
-        step.start_attempt(tid, 1, step.rendered_input(tid), command=False)
+    if not compensation and attempt == 1 and decision.startable(tid):
+        decision.start_attempt(tid, 1, decision.rendered_input(tid), command=False)
         return True
     if task.status is not TaskStatus.RETRYING or attempt != task.attempts + 1:
         return False
-    step.timers.pop(ids.retry_timer(step.wf, tid, attempt, compensation), None)
+    decision.timers.pop(ids.retry_timer(decision.wf, step, attempt), None)
     if compensation:
-        step.start_compensation(tid, attempt, command=False)
+        decision.start_compensation(tid, attempt, command=False)
     else:
-        step.start_attempt(tid, attempt, step.rendered_input(tid), command=False)
+        decision.start_attempt(tid, attempt, decision.rendered_input(tid), command=False)
     return True
 
 
-def _current(step: _Step, tid: str, attempt: int, compensation: bool) -> bool:
-    """Whether an outcome for (tid, attempt) is the one the state is waiting for."""
+def _current(decision: _Decision, step: Step, attempt: int) -> bool:
+    """Whether an outcome of this attempt of the step is the one the state is waiting for."""
+    tid, compensation = step
+    status = decision.status
     if compensation:
-        if step.status is not WorkflowStatus.COMPENSATING or not step.queue or step.queue[0] != tid:
+        if status is not WorkflowStatus.COMPENSATING or not decision.queue:
             return False
-        task = step.compensations.get(tid)
+        if decision.queue[0] != tid:
+            return False
+        task = decision.compensations.get(tid)
     else:
         # a saga in Compensating still waits for the forward attempts that were running
-        if step.status not in (WorkflowStatus.RUNNING, WorkflowStatus.COMPENSATING):
+        if status is not WorkflowStatus.RUNNING and status is not WorkflowStatus.COMPENSATING:
             return False
-        task = step.tasks.get(tid)
+        task = decision.tasks.get(tid)
     if task is None:
         return False
     if task.status is TaskStatus.RUNNING and task.attempts == attempt:
         return True
-    if step.status is WorkflowStatus.COMPENSATING and not compensation and not step.state.observed:
+    if status is WorkflowStatus.COMPENSATING and not compensation and not decision.state.observed:
         return False  # no new forward attempt once the saga undoes (a service may, unaware)
-    return _observe_next_attempt(step, tid, attempt, compensation)
+    return _observe_next_attempt(decision, step, attempt)
 
 
-def _out_of_turn(step: _Step, tid: str, compensation: bool) -> bool:
+def _out_of_turn(decision: _Decision, step: Step, attempt: int) -> bool:
     """Observe-only: a compensation outcome for a queued task that is not at the head.
 
     The conductor runs compensations one at a time, so it never sees this; choreography
     participants undo independent branches in parallel (reverse dependency order), and
-    the tracker must accept their outcomes in any order.
+    the tracker must accept their outcomes in any order. (Attempts count from 1: an
+    outcome of attempt 0 is no attempt of a step.)
     """
-    return compensation and step.status is WorkflowStatus.COMPENSATING and tid in step.queue[1:]
+    return (
+        step.compensation
+        and decision.status is WorkflowStatus.COMPENSATING
+        and step.task_id in decision.queue[1:]
+        and attempt >= 1
+    )
 
 
-def _on_succeeded(step: _Step, event: TaskSucceeded) -> bool:
-    if _out_of_turn(step, event.task_id, event.compensation):
-        step.compensation_observed(event.task_id, event.attempt, event.output)
+def _on_succeeded(decision: _Decision, event: TaskSucceeded) -> bool:
+    step = event.step
+    if _out_of_turn(decision, step, event.attempt):
+        decision.compensation_observed(step, event.attempt, event.output)
         return True
-    if not _current(step, event.task_id, event.attempt, event.compensation):
+    if not _current(decision, step, event.attempt):
         return False
-    if event.compensation:
-        step.compensation_succeeded(event.task_id, event.attempt, event.output)
+    if step.compensation:
+        decision.compensation_succeeded(step, event.attempt, event.output)
     else:
-        step.succeeded(event.task_id, event.attempt, event.output)
+        decision.succeeded(step, event.attempt, event.output)
     return True
 
 
-def _on_failed(step: _Step, event: TaskFailed) -> bool:
-    if not _current(step, event.task_id, event.attempt, event.compensation):
+def _on_failed(decision: _Decision, event: TaskFailed) -> bool:
+    step = event.step
+    if not _current(decision, step, event.attempt):
         return False
     error = {"type": event.error_type, "message": event.message, "retryable": event.retryable}
-    if event.compensation:
-        step.compensation_attempt_failed(event.task_id, event.attempt, error)
-    else:
-        step.failed(event.task_id, event.attempt, error)
+    _attempt_failed(decision, step, event.attempt, error)
     return True
 
 
-def _on_timer(step: _Step, event: TimerFired) -> bool:
-    timer = step.timers.pop(event.timer_id, None)
+def _attempt_failed(decision: _Decision, step: Step, attempt: int, error: dict[str, Any]) -> None:
+    if step.compensation:
+        decision.compensation_attempt_failed(step, attempt, error)
+    else:
+        decision.failed(step, attempt, error)
+
+
+def _on_timer(decision: _Decision, event: TimerFired) -> bool:
+    timer = decision.timers.pop(event.timer_id, None)
     if timer is None:
         return False
-    if timer.purpose == "workflow_timeout":
-        timeout = step.definition.timeout
-        step.finish(
+    step = timer.step
+    if step is None:  # the workflow's timeout
+        timeout = decision.definition.timeout
+        decision.finish(
             WorkflowStatus.TIMED_OUT,
             error={
                 "type": "WorkflowTimeout",
@@ -910,53 +712,45 @@ def _on_timer(step: _Step, event: TimerFired) -> bool:
             },
         )
         return True
-    tid, attempt = timer.task_id, timer.attempt
-    assert tid is not None and attempt is not None
+    attempt = timer.attempt
+    assert attempt is not None
     if timer.purpose == "retry":
-        if timer.compensation:
-            task = step.compensations.get(tid)
-            if (
-                step.status is WorkflowStatus.COMPENSATING
-                and task is not None
-                and task.status is TaskStatus.RETRYING
-                and task.attempts == attempt - 1
-            ):
-                step.start_compensation(tid, attempt)
-        else:
-            forward = step.tasks[tid]
-            if (
-                step.status is WorkflowStatus.RUNNING
-                and forward.status is TaskStatus.RETRYING
-                and forward.attempts == attempt - 1
-            ):
-                step.start_attempt(tid, attempt, step.rendered_input(tid))
+        _retry_due(decision, step, attempt)
         return True
     # attempt_timeout: that attempt failed, retryable
-    if not _current(step, tid, attempt, timer.compensation):
+    if not _current(decision, step, attempt):
         return True
-    spec = step.plan.tasks[tid].spec
-    limit = spec.compensate.timeout if timer.compensation and spec.compensate else spec.timeout
+    limit = decision.definition.spec_of(step).timeout
     error = {
         "type": "Timeout",
         "message": f"attempt {attempt} timed out after {limit or 0:g}s",
         "retryable": True,
     }
-    if timer.compensation:
-        step.compensation_attempt_failed(tid, attempt, error)
-    else:
-        step.failed(tid, attempt, error)
+    _attempt_failed(decision, step, attempt, error)
     return True
 
 
-def _on_cancel(step: _Step, event: CancelRequested) -> bool:
-    step.finish(
+def _retry_due(decision: _Decision, step: Step, attempt: int) -> None:
+    """A retry timer fired: attempt ``attempt`` starts, if the step still waits for it."""
+    tid = step.task_id
+    task = decision.task(step)
+    if task.status is not TaskStatus.RETRYING or task.attempts != attempt - 1:
+        return
+    if step.compensation and decision.status is WorkflowStatus.COMPENSATING:
+        decision.start_compensation(tid, attempt)
+    elif not step.compensation and decision.status is WorkflowStatus.RUNNING:
+        decision.start_attempt(tid, attempt, decision.rendered_input(tid))
+
+
+def _on_cancel(decision: _Decision, event: CancelRequested) -> bool:
+    decision.finish(
         WorkflowStatus.CANCELLED,
         error={"type": "Cancelled", "message": event.reason or "cancel requested", "task_id": None},
     )
     return True
 
 
-_HANDLERS: Mapping[type, Callable[[_Step, Any], bool]] = {
+_HANDLERS: Mapping[type, Callable[[_Decision, Any], bool]] = {
     TaskSucceeded: _on_succeeded,
     TaskFailed: _on_failed,
     TimerFired: _on_timer,

@@ -57,6 +57,7 @@ from podium.workflow.machine import (
     RunTask,
     ScheduleTimer,
     Started,
+    Step,
     TaskFailed,
     TaskSucceeded,
     TimerFired,
@@ -222,12 +223,11 @@ class World:
         actions = on_observed(
             self.d,
             join,
-            event.task_id,
+            Step(event.task_id, event.compensation),
             event.status,
             event.output,
             attempt=event.attempt,
             retryable=event.retryable,
-            compensation=event.compensation,
         )
         self.apply(index, actions)
 
@@ -268,7 +268,7 @@ class World:
     def fire(self, position: int) -> None:
         index, retry = self.timers.pop(position)
         join = self.participants[index].join
-        self.apply(index, on_retry_due(join, retry.task_id, retry.compensation))
+        self.apply(index, on_retry_due(join, retry.step))
 
     def owner(self, task_type: str) -> Join:
         return next(p.join for p in self.participants if p.task_type == task_type)

@@ -7,14 +7,14 @@ import asyncio
 
 import pytest
 
-import podium.conductor.conductor as conductor_module
-import podium.services.participant as participant_module
 from podium.client import Client, prepare_topics
+from podium.conductor import snapshot as conductor_snapshot
 from podium.conductor.conductor import Conductor
 from podium.events import topics
 from podium.oneshot import build_parts
 from podium.runtime.changelog import restore
 from podium.runtime.settings import Settings
+from podium.services import snapshot as participant_snapshot
 from podium.services.participant import Participant
 from podium.services.worker import Worker
 from podium.workflow.catalog import Catalog
@@ -45,7 +45,10 @@ async def test_finished_workflows_are_evicted_and_tombstoned(kafka: str) -> None
             part.stop()
         await asyncio.gather(*tasks)
     snapshots = await restore(
-        kafka, topics.CONDUCTOR_CHANGELOG, set(range(settings.partitions)), conductor_module._parse
+        kafka,
+        topics.CONDUCTOR_CHANGELOG,
+        set(range(settings.partitions)),
+        conductor_snapshot.decode,
     )
     # what is left is the result, to answer a repeated trigger with, and no state
     _, last = snapshots[workflow_id]
@@ -87,7 +90,10 @@ async def test_choreography_services_forget_settled_workflows(kafka: str) -> Non
     assert len(test_services.CALLS) == runs  # the repeated trigger ran nothing
     for participant in participants:
         restored = await restore(
-            kafka, participant.changelog, set(range(settings.partitions)), participant_module._parse
+            kafka,
+            participant.changelog,
+            set(range(settings.partitions)),
+            participant_snapshot.decode,
         )
         # what a restart would load of these workflows: end times, no joins
-        assert {type(restored[i][1]) for i in ids if i in restored} <= {float}
+        assert {type(restored[i][1]) for i in ids if i in restored} <= {participant_snapshot.Ended}
