@@ -40,9 +40,7 @@ async def status(database: Database, workflow_id: str) -> dict[str, Any] | None:
     if ended is not None:
         return result_json(workflow_id, ended)
     definition = await database.definition(workflow["name"], workflow["version"])
-    attempts = await database.attempts(workflow_id)
-    transitions = await database.transitions(workflow_id)
-    return views.progress(workflow, attempts, transitions, definition)
+    return views.progress(workflow, await database.attempts(workflow_id), definition)
 
 
 async def history(database: Database, workflow_id: str) -> list[dict[str, Any]] | None:
@@ -50,9 +48,7 @@ async def history(database: Database, workflow_id: str) -> list[dict[str, Any]] 
     if workflow is None:
         return None
     definition = await database.definition(workflow["name"], workflow["version"])
-    transitions = await database.transitions(workflow_id)
-    attempts = await database.attempts(workflow_id)
-    return views.history(workflow, transitions, attempts, definition)
+    return views.history(workflow, await database.attempts(workflow_id), definition)
 
 
 # -- tables ---------------------------------------------------------------------------

@@ -158,7 +158,6 @@ class Database:
         async with self.engine.begin() as connection:
             await self._upsert(connection, schema.workflows, batch.workflows, WORKFLOW_COLUMNS)
             await self._upsert(connection, schema.attempts, batch.attempts, ATTEMPT_COLUMNS)
-            await self._transitions(connection, batch)
 
     def _insert(self, table: sa.Table) -> Any:
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
@@ -191,22 +190,6 @@ class Database:
         # sorted: two writers (a `podium run` beside a store) lock rows in one order
         await connection.execute(statement, [rows[k] for k in sorted(rows)])
 
-    async def _transitions(self, connection: AsyncConnection, batch: Batch) -> None:
-        if not batch.transitions:
-            return
-        table = schema.transitions
-        statement = self._insert(table)
-        new, old = statement.excluded, table.c
-        statement = statement.on_conflict_do_update(
-            index_elements=[c.name for c in table.primary_key.columns],
-            set_={
-                "at": sa.case((new.at < old.at, new.at), else_=old.at),
-                "reason": sa.func.coalesce(old.reason, new.reason),
-            },
-        )
-        rows = batch.transitions
-        await connection.execute(statement, [rows[k] for k in sorted(rows)])
-
     # -- readers ----------------------------------------------------------------------
 
     async def workflow(self, workflow_id: str) -> dict[str, Any] | None:
@@ -236,11 +219,6 @@ class Database:
         table = schema.attempts
         query = sa.select(table).where(table.c.workflow_id == workflow_id)
         return await self._read(query.order_by(table.c.task_id, table.c.attempt))
-
-    async def transitions(self, workflow_id: str) -> list[dict[str, Any]]:
-        table = schema.transitions
-        query = sa.select(table).where(table.c.workflow_id == workflow_id)
-        return await self._read(query.order_by(table.c.at))
 
     async def definition(self, name: str, version: int) -> dict[str, Any] | None:
         table = schema.definitions

@@ -28,6 +28,10 @@ log = logging.getLogger("podium.history")
 
 #: how long a batch's write is retried while the database is unreachable or busy
 WRITE_PATIENCE_S = 60.0
+#: the longest a fetch waits for data (at least): the store is off the hot path, and on
+#: tansu an idle store polling its 1 + 2 x task types topics every 5 ms cost ~20 % of a
+#: core itself and ~40 % in the broker (~2 % and ~8 % at 100 ms; benchmarks/README.md)
+FETCH_MAX_WAIT_MS = 100
 
 
 class Recorder:
@@ -47,6 +51,10 @@ class Recorder:
         self.database = database
         #: one-shot (`podium run`): this workflow only (see `Spec.only`)
         self.only = only
+        consumer = settings.consumer
+        if consumer.fetch_max_wait_ms < FETCH_MAX_WAIT_MS:
+            consumer = consumer.model_copy(update={"fetch_max_wait_ms": FETCH_MAX_WAIT_MS})
+            settings = settings.model_copy(update={"consumer": consumer})
         task_topics = topics.task_topics(catalog.task_types)
         spec = Spec(
             name=self.name,

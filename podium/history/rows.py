@@ -3,14 +3,10 @@
 Pure: no database, no clock. Each event type adds rows to a `Batch` (one
 function per type, `singledispatch`); rows with the same key are merged in the
 batch by the rule the database applies to rows already stored, so a batch
-becomes one upsert per key:
-
-- workflows and attempts: each column takes the value of the event of highest
-  *precedence* that has one (an attempt: command < started marker < the end
-  event's task summary < its own outcome; a workflow: its tasks' events < its
-  start < its end). A later, weaker event fills only what is still empty.
-- transitions: the earliest time wins (a command and a started marker both say
-  "Running"; a re-announced end says its state again).
+becomes one upsert per key: each column takes the value of the event of highest
+*precedence* that has one (an attempt: command < started marker < the end
+event's task summary < its own outcome; a workflow: its start < its end). A
+later, weaker event fills only what is still empty.
 
 So the rows are the same whatever order the topics are read in and however
 often: reading them all again from the start rewrites the same rows.
@@ -37,12 +33,9 @@ from podium.events import (
 from podium.events.payloads import Payload
 
 #: precedence of what sets a workflow row
-BY_TASK, BY_START, BY_END = 0, 1, 2
+BY_START, BY_END = 1, 2
 #: precedence of what sets an attempt row
 BY_COMMAND, BY_MARKER, BY_SUMMARY, BY_OUTCOME = 1, 2, 3, 4
-
-#: `transitions.task_id` of the workflow's own transitions
-WORKFLOW = ""
 
 WORKFLOW_COLUMNS = (
     "name", "version", "mode", "state", "input", "output", "error",
@@ -50,23 +43,21 @@ WORKFLOW_COLUMNS = (
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "task_type", "name", "version", "mode", "state", "input", "output", "error",
-    "scheduled_at", "started_at", "ended_at",
+    "scheduled_at", "started_at", "ended_at", "reason",
 )  # fmt: skip
 
 AttemptKey = tuple[str, str, bool, int]  # workflow id, task id, compensation, attempt
-TransitionKey = tuple[str, str, bool, int, str]  # ... and the state entered
 
 
 @dataclass
 class Batch:
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempts: dict[AttemptKey, dict[str, Any]] = field(default_factory=dict)
-    transitions: dict[TransitionKey, dict[str, Any]] = field(default_factory=dict)
     #: workflows whose end this batch records
     ended: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.workflows) + len(self.attempts) + len(self.transitions)
+        return len(self.workflows) + len(self.attempts)
 
     def add(self, event: CloudEvent) -> None:
         """The rows one event writes (none for event types the store does not keep)."""
@@ -93,23 +84,6 @@ class Batch:
             )
         _merge(row, precedence, values)
 
-    def transition(self, key: TransitionKey, at: float, reason: str | None = None) -> None:
-        row = self.transitions.get(key)
-        if row is None:
-            workflow_id, task_id, compensation, attempt, state = key
-            self.transitions[key] = {
-                "workflow_id": workflow_id,
-                "task_id": task_id,
-                "compensation": compensation,
-                "attempt": attempt,
-                "state": state,
-                "at": at,
-                "reason": reason,
-            }
-            return
-        row["at"] = min(row["at"], at)
-        row["reason"] = row["reason"] if row["reason"] is not None else reason
-
 
 def _merge(row: dict[str, Any], precedence: int, values: dict[str, Any]) -> None:
     """The database's rule (`podium.history.database`), on a row of this batch."""
@@ -134,7 +108,6 @@ def _rows(data: Payload, event: CloudEvent, batch: Batch) -> None:
 
 @_rows.register
 def _started(data: WorkflowStarted, event: CloudEvent, batch: Batch) -> None:
-    at = event.time.timestamp()
     batch.workflow(
         event.workflowid,
         BY_START,
@@ -142,17 +115,14 @@ def _started(data: WorkflowStarted, event: CloudEvent, batch: Batch) -> None:
         mode=str(data.mode),
         state="Running",
         input=data.input,
-        started_at=at,
+        started_at=event.time.timestamp(),
     )
-    batch.transition((event.workflowid, WORKFLOW, False, 0, "Running"), at)
 
 
 @_rows.register(WorkflowCompleted)
 @_rows.register(WorkflowFailed)
 def _ended(data: WorkflowCompleted | WorkflowFailed, event: CloudEvent, batch: Batch) -> None:
     workflow_id = event.workflowid
-    ended_at = epoch(data.ended_at) or event.time.timestamp()
-    started_at = epoch(data.started_at)
     batch.workflow(
         workflow_id,
         BY_END,
@@ -161,21 +131,18 @@ def _ended(data: WorkflowCompleted | WorkflowFailed, event: CloudEvent, batch: B
         state=data.state,
         output=data.output,
         error=data.error.model_dump() if data.error else None,
-        started_at=started_at,
-        ended_at=ended_at,
+        # the workflow's own times (its start event was sent a moment after it started)
+        started_at=epoch(data.started_at),
+        ended_at=epoch(data.ended_at) or event.time.timestamp(),
         result=data.model_dump(mode="json"),
     )
-    if started_at is not None:  # the workflow's own start: before its start event was sent
-        batch.transition((workflow_id, WORKFLOW, False, 0, "Running"), started_at)
-    batch.transition((workflow_id, WORKFLOW, False, 0, data.state), ended_at)
     for task_id, task in data.tasks.items():
         # the last attempt's end as the workflow saw it: an attempt that timed out has
         # no outcome event; a real outcome's time and values take precedence
         if task.attempts < 1 or task.state not in ("Succeeded", "Failed"):
             continue
-        key = (workflow_id, task_id, False, task.attempts)
         batch.attempt(
-            key,
+            (workflow_id, task_id, False, task.attempts),
             BY_SUMMARY,
             **_of(data),
             mode=str(data.mode),
@@ -183,65 +150,65 @@ def _ended(data: WorkflowCompleted | WorkflowFailed, event: CloudEvent, batch: B
             output=task.output,
             error=task.error.model_dump() if task.error else None,
         )
-        batch.transition((*key, task.state), ended_at)
     batch.ended.add(workflow_id)
 
 
 @_rows.register
 def _command(data: TaskCommand, event: CloudEvent, batch: Batch) -> None:
     at = event.time.timestamp()
-    key = _attempt(event, data)
     batch.attempt(
-        key, BY_COMMAND, **_task(data), state="Running", input=data.input, scheduled_at=at
+        _attempt(event, data),
+        BY_COMMAND,
+        **_task(data),
+        state="Running",
+        input=data.input,
+        scheduled_at=at,
     )
-    batch.transition((*key, "Running"), at)
-    batch.workflow(event.workflowid, BY_TASK, **_of(data), mode=str(data.mode), state="Running")
 
 
 @_rows.register
 def _marker(data: TaskStarted, event: CloudEvent, batch: Batch) -> None:
     at = event.time.timestamp()
-    key = _attempt(event, data)
-    batch.attempt(key, BY_MARKER, **_task(data), state="Running", input=data.input, started_at=at)
-    batch.transition((*key, "Running"), at)
-    batch.workflow(event.workflowid, BY_TASK, **_of(data), mode=str(data.mode), state="Running")
+    batch.attempt(
+        _attempt(event, data), BY_MARKER, **_task(data), state="Running", input=data.input,
+        started_at=at,
+    )  # fmt: skip
 
 
 @_rows.register
 def _succeeded(data: TaskSucceeded, event: CloudEvent, batch: Batch) -> None:
     at = event.time.timestamp()
-    key = _attempt(event, data)
     batch.attempt(
-        key, BY_OUTCOME, **_task(data), state="Succeeded", output=data.output, ended_at=at
-    )
-    batch.transition((*key, "Succeeded"), at)
-    batch.workflow(event.workflowid, BY_TASK, **_of(data), mode=str(data.mode), state="Running")
+        _attempt(event, data), BY_OUTCOME, **_task(data), state="Succeeded", output=data.output,
+        ended_at=at,
+    )  # fmt: skip
 
 
 @_rows.register
 def _failed(data: TaskFailed, event: CloudEvent, batch: Batch) -> None:
     at = event.time.timestamp()
-    key = _attempt(event, data)
-    error = data.error.model_dump()
-    batch.attempt(key, BY_OUTCOME, **_task(data), state="Failed", error=error, ended_at=at)
-    batch.transition((*key, "Failed"), at, reason=data.error.message)
-    batch.workflow(event.workflowid, BY_TASK, **_of(data), mode=str(data.mode), state="Running")
+    batch.attempt(
+        _attempt(event, data), BY_OUTCOME, **_task(data), state="Failed",
+        error=data.error.model_dump(), ended_at=at,
+    )  # fmt: skip
 
 
 @_rows.register
 def _skipped(data: TaskSkipped, event: CloudEvent, batch: Batch) -> None:
-    """A choreography participant's verdict: the task never runs, so no attempt row."""
-    at = event.time.timestamp()
-    key = (event.workflowid, data.task_id, data.compensation, 0, "Skipped")
-    batch.transition(key, at, reason=data.reason)
-    batch.workflow(event.workflowid, BY_TASK, **_of(data), mode=str(data.mode), state="Running")
+    """A choreography participant's verdict: attempt 0, a task decided without running."""
+    batch.attempt(
+        (event.workflowid, data.task_id, data.compensation, 0), BY_OUTCOME, **_task(data),
+        state="Skipped", ended_at=event.time.timestamp(), reason=data.reason,
+    )  # fmt: skip
 
 
 def _of(data: Payload) -> dict[str, Any]:
     return {"name": data.workflow, "version": data.version}
 
 
-def _task(data: TaskCommand | TaskStarted | TaskSucceeded | TaskFailed) -> dict[str, Any]:
+def _task(
+    data: TaskCommand | TaskStarted | TaskSucceeded | TaskFailed | TaskSkipped,
+) -> dict[str, Any]:
     return {**_of(data), "task_type": data.task_type, "mode": str(data.mode)}
 
 

@@ -7,10 +7,13 @@ row's columns (see `podium.history.rows`).
 
 - `workflows`: one row per workflow execution; `result` is the end event's
   payload, exactly (what `podium run --json` printed, less the id).
-- `attempts`: one row per task attempt (a compensation's attempts apart).
-- `transitions`: one row per state change seen on the wire; `task_id` '' is the
-  workflow itself.
+- `attempts`: one row per task attempt (a compensation's attempts apart), with
+  the times of its transitions: scheduled (the command), started (the handler),
+  ended (its outcome); attempt 0 is a task decided without running (Skipped).
 - `definitions`: the definitions a history store was given (their DAG, for views).
+
+A workflow's transitions are these times, in order (`podium.history.views`):
+each is written once, in the row it belongs to, not again in a log of its own.
 """
 
 from __future__ import annotations
@@ -70,20 +73,10 @@ attempts = sa.Table(
         sa.Computed("ended_at - coalesce(started_at, scheduled_at)", persisted=True),
     ),
     sa.Column("queued_s", TIME, sa.Computed("started_at - scheduled_at", persisted=True)),
+    #: why a task was decided without running (a choreography participant's Skipped)
+    sa.Column("reason", sa.String),
     sa.Column("precedence", sa.SmallInteger, nullable=False),
     sa.Index("ix_attempts_task_type", "task_type"),
-)
-
-transitions = sa.Table(
-    "transitions",
-    metadata,
-    sa.Column("workflow_id", sa.String, primary_key=True),
-    sa.Column("task_id", sa.String, primary_key=True),
-    sa.Column("compensation", sa.Boolean, primary_key=True),
-    sa.Column("attempt", sa.Integer, primary_key=True),
-    sa.Column("state", sa.String, primary_key=True),
-    sa.Column("at", TIME, nullable=False),
-    sa.Column("reason", sa.String),
 )
 
 definitions = sa.Table(

@@ -1,10 +1,11 @@
 """What the history store's rows mean to a reader: the list, a status, a history.
 
 Pure functions over the rows `Database` returns (dicts), shared by the CLI and,
-later, the HTTP API. A history is the transitions the events recorded (a workflow
-running from its first task's start when that came before its announced start),
-plus three that only the conductor's memory holds and that are derived here,
-when read, from the rest:
+later, the HTTP API. A history is the transitions whose times the rows hold: a
+workflow's start and end; each attempt's Running (its command, or its handler's
+start where no command was sent) and its end (a workflow runs from its first
+task's start when that came before its announced start); plus three that only
+the conductor's memory holds and that are derived here, when read, from the rest:
 
 - `Retrying`: a failed attempt that was tried again (the event said Failed);
 - `Skipped` of a task the conductor skipped (orchestration sends no event for
@@ -19,7 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podium.events import WorkflowCompleted, WorkflowFailed
-from podium.history.rows import WORKFLOW
+
+#: `task_id` of a workflow's own transitions
+WORKFLOW = ""
 
 Row = Mapping[str, Any]
 Ended = WorkflowCompleted | WorkflowFailed
@@ -54,10 +57,7 @@ def summary(workflow: Row) -> dict[str, Any]:
 
 
 def progress(
-    workflow: Row,
-    attempts: Sequence[Row],
-    transitions: Sequence[Row],
-    definition: Mapping[str, Any] | None,
+    workflow: Row, attempts: Sequence[Row], definition: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """A running workflow in the shape of a result (`podium.client.result_json`)."""
     specs = {t["id"]: t for t in (definition or {}).get("tasks", ())}
@@ -65,14 +65,6 @@ def progress(
         task_id: {"state": "Pending", "attempts": 0, "output": None, "error": None}
         for task_id in specs
     }
-    for row in transitions:
-        if row["state"] == "Skipped" and not row["compensation"]:
-            tasks[row["task_id"]] = {
-                "state": "Skipped",
-                "attempts": 0,
-                "output": None,
-                "error": None,
-            }
     for row in attempts:  # ordered by task and attempt: the last one stays
         if row["compensation"]:
             continue
@@ -103,13 +95,10 @@ def progress(
 
 
 def history(
-    workflow: Row,
-    transitions: Sequence[Row],
-    attempts: Sequence[Row],
-    definition: Mapping[str, Any] | None,
+    workflow: Row, attempts: Sequence[Row], definition: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Every transition in order, each with the state it left and how long it stayed there."""
-    entries = [dict(t) for t in transitions]
+    entries = _transitions(workflow, attempts)
     _started_first(entries)
     _retrying(entries)
     entries += _skipped(workflow, entries, definition)
@@ -140,6 +129,27 @@ def history(
             }
         )
     return out
+
+
+def _transitions(workflow: Row, attempts: Sequence[Row]) -> list[dict[str, Any]]:
+    """The transitions whose times the rows hold."""
+    entries = []
+    if workflow["started_at"] is not None:
+        entries.append(_entry(workflow, WORKFLOW, "Running", workflow["started_at"]))
+    for row in attempts:
+        task_id, compensation, attempt = row["task_id"], row["compensation"], row["attempt"]
+        times = [t for t in (row["scheduled_at"], row["started_at"]) if t is not None]
+        if attempt and times:
+            entries.append(_entry(workflow, task_id, "Running", min(times), compensation, attempt))
+        # an attempt whose end only the workflow's end reports (it timed out): by then
+        ended = row["ended_at"] if row["ended_at"] is not None else workflow["ended_at"]
+        if row["state"] != "Running" and ended is not None:
+            entry = _entry(workflow, task_id, row["state"], ended, compensation, attempt)
+            entry["reason"] = row["reason"]
+            entries.append(entry)
+    if workflow["state"] != "Running" and workflow["ended_at"] is not None:
+        entries.append(_entry(workflow, WORKFLOW, workflow["state"], workflow["ended_at"]))
+    return entries
 
 
 def _initial(entry: Row) -> str | None:
@@ -230,12 +240,19 @@ def _compensating(workflow: Row, entries: list[dict[str, Any]]) -> list[dict[str
     return [_entry(workflow, WORKFLOW, "Compensating", at)]
 
 
-def _entry(workflow: Row, task_id: str, state: str, at: float) -> dict[str, Any]:
+def _entry(
+    workflow: Row,
+    task_id: str,
+    state: str,
+    at: float,
+    compensation: bool = False,
+    attempt: int = 0,
+) -> dict[str, Any]:
     return {
         "workflow_id": workflow["workflow_id"],
         "task_id": task_id,
-        "compensation": False,
-        "attempt": 0,
+        "compensation": compensation,
+        "attempt": attempt,
         "state": state,
         "at": at,
         "reason": None,

@@ -1,4 +1,4 @@
-"""The first schema: workflows, attempts, transitions, definitions.
+"""The first schema: workflows, attempts, definitions.
 
 Revision ID: 0001
 Revises:
@@ -60,19 +60,10 @@ def upgrade() -> None:
             sa.Computed("ended_at - coalesce(started_at, scheduled_at)", persisted=True),
         ),
         sa.Column("queued_s", sa.Double, sa.Computed("started_at - scheduled_at", persisted=True)),
+        sa.Column("reason", sa.String),
         sa.Column("precedence", sa.SmallInteger, nullable=False),
     )
     op.create_index("ix_attempts_task_type", "attempts", ["task_type"])
-    op.create_table(
-        "transitions",
-        sa.Column("workflow_id", sa.String, primary_key=True),
-        sa.Column("task_id", sa.String, primary_key=True),
-        sa.Column("compensation", sa.Boolean, primary_key=True),
-        sa.Column("attempt", sa.Integer, primary_key=True),
-        sa.Column("state", sa.String, primary_key=True),
-        sa.Column("at", sa.Double, nullable=False),
-        sa.Column("reason", sa.String),
-    )
     op.create_table(
         "definitions",
         sa.Column("name", sa.String, primary_key=True),
@@ -82,5 +73,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("definitions", "transitions", "attempts", "workflows"):
+    for table in ("definitions", "attempts", "workflows"):
         op.drop_table(table)
