@@ -14,8 +14,6 @@ import logging
 import uuid
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from podium.events import (
     DecodeError,
     Mode,
@@ -32,6 +30,7 @@ from podium.runtime.kafka import (
     create_topics,
     make_consumer,
     make_producer,
+    partitions_of,
     raw_record,
     send,
 )
@@ -100,7 +99,7 @@ class Client:
     async def __aenter__(self) -> Client:
         await self._producer.start()
         await self._consumer.start()
-        partitions = await self._partitions(topics.WORKFLOWS)
+        partitions = await partitions_of(self._consumer, topics.WORKFLOWS)
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         self._reader = ContiguousReader(self._consumer)
@@ -115,14 +114,6 @@ class Client:
                 await self._reading
         await self._consumer.stop()
         await self._producer.stop()
-
-    async def _partitions(self, topic: str) -> list[TopicPartition]:
-        for _ in range(50):
-            found = self._consumer.partitions_for_topic(topic)
-            if found:
-                return [TopicPartition(topic, p) for p in sorted(found)]
-            await self._consumer._client.force_metadata_update()
-        raise RuntimeError(f"topic {topic} has no partitions")
 
     def expect(self, workflow_id: str) -> asyncio.Future[Ended]:
         future = self._waiting.get(workflow_id)

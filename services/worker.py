@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import KafkaError
 
 from podium.events import (
     CloudEvent,
@@ -49,7 +49,9 @@ from podium.events import (
 )
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import read_events
+from podium.runtime.commits import commit_owned
 from podium.runtime.kafka import (
+    Consumer,
     ContiguousReader,
     create_topics,
     make_consumer,
@@ -57,10 +59,10 @@ from podium.runtime.kafka import (
     raw_record,
     send,
 )
+from podium.runtime.offsets import OffsetTracker
 from podium.runtime.settings import Settings
 from podium.services.deliveries import WINDOW, Ledger
 from podium.services.execute import execute, failure, outcome_event, started
-from podium.services.offsets import OffsetTracker
 from podium.services.service import TaskService
 
 log = logging.getLogger("podium.service")
@@ -140,7 +142,7 @@ class Worker:
             self._executor.shutdown(wait=False)
             log.info("service %s stopped", self.service.name)
 
-    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+    async def _loop(self, consumer: Consumer) -> None:
         while not self._stopping.is_set():
             free = self._slots - len(self._running)
             if free <= 0:
@@ -313,16 +315,7 @@ class Worker:
 
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
-        consumer = self._consumer
-        moved = self._offsets.committable()
-        owned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in moved.items() if tp in owned}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:  # a rebalance: the records come again
-            log.warning("commit failed (%s); the records will be redelivered", exc)
+        await commit_owned(self._consumer, self._offsets.committable())
 
     async def _drain(self) -> None:
         if self._running:

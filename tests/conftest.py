@@ -15,11 +15,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from podium.apache_kafka import ApacheKafka, unavailable
 from podium.broker import EmbeddedBroker
+from podium.runtime import memory
+from podium.runtime.settings import Settings
 
 
 def _docker_reachable() -> str | None:
@@ -37,15 +40,69 @@ if os.environ.get("PODIUM_TEST_CONTAINERS", "auto") != "off":
     BROKERS.append("kafka-container")
 
 
+#: addresses of brokers with idempotent producers (Apache Kafka; tansu has none)
+IDEMPOTENT: set[str] = set()
+
+
+def settings_for(bootstrap_servers: str, **overrides: Any) -> Settings:
+    """Podium's settings for a deployment on this broker."""
+    return Settings(
+        bootstrap_servers=bootstrap_servers,
+        idempotent_producer=bootstrap_servers in IDEMPOTENT,
+        **overrides,
+    )
+
+
+class Brokers:
+    """The real brokers of this test session, each started on first use and kept."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self._stack = stack
+        self._started: dict[str, str] = {}
+
+    def get(self, kind: str) -> str:
+        """Bootstrap servers of a running broker of `kind` (one of `BROKERS`)."""
+        if kind not in self._started:
+            self._started[kind] = self._stack.enter_context(_start(kind))
+        return self._started[kind]
+
+
+@pytest.fixture(scope="session")
+def brokers() -> Iterator[Brokers]:
+    with contextlib.ExitStack() as stack:
+        yield Brokers(stack)
+
+
 @pytest.fixture(scope="session", params=BROKERS)
-def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
+def kafka(request: pytest.FixtureRequest, brokers: Brokers) -> str:
     """Bootstrap servers of a running broker."""
-    if request.param == "embedded":
+    return brokers.get(request.param)
+
+
+#: where whole deployments run: the in-memory bus, then each real broker
+TRANSPORTS = ["memory", *BROKERS]
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest, brokers: Brokers) -> Iterator[str]:
+    """Bootstrap servers: a fresh in-memory bus per module, or a running broker."""
+    if request.param != "memory":
+        yield brokers.get(request.param)
+        return
+    address = f"memory://{request.module.__name__}"
+    yield address
+    memory.drop(address)
+
+
+@contextlib.contextmanager
+def _start(kind: str) -> Iterator[str]:
+    if kind == "embedded":
         with EmbeddedBroker() as broker:
             yield broker.bootstrap_servers
         return
-    if request.param == "apache-kafka":
-        with _apache_kafka(nodes=1) as broker, _env(PODIUM_IDEMPOTENT_PRODUCER="true"):
+    if kind == "apache-kafka":
+        with _apache_kafka(nodes=1) as broker:
+            IDEMPOTENT.add(broker.bootstrap_servers)
             yield broker.bootstrap_servers
         return
     reason = _docker_reachable()
@@ -55,21 +112,6 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[str]:
 
     with KafkaContainer().with_kraft() as container:
         yield container.get_bootstrap_server()
-
-
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Settings for what runs on this broker: Apache Kafka has idempotent producers."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _apache_kafka(nodes: int) -> ApacheKafka:

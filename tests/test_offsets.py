@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from podium.services.offsets import OffsetTracker
+from podium.runtime.offsets import OffsetTracker
 
 TP = TopicPartition("t", 0)
 

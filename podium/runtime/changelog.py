@@ -54,15 +54,19 @@ async def read_partitions(
                 start = max(await consumer.position(tp), ends[tp] - last)
                 consumer.seek(tp, start)
         remaining = set(tps)
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=200, max_records=10_000)
-            for records in batch.values():
-                for record in records:
-                    yield record
+        while True:
+            # the high watermark is known once a fetch has seen the partition (at once on
+            # the in-memory bus); tansu's end offsets are not to be trusted for this
             for tp in list(remaining):
                 highwater = consumer.highwater(tp)
                 if highwater is not None and await consumer.position(tp) >= highwater:
                     remaining.discard(tp)
+            if not remaining:
+                break
+            batch = await consumer.getmany(*remaining, timeout_ms=200, max_records=10_000)
+            for records in batch.values():
+                for record in records:
+                    yield record
     finally:
         await consumer.stop()
 

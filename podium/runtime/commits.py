@@ -22,8 +22,10 @@ import time
 from collections import deque
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+
+from podium.runtime.kafka import Consumer
 
 log = logging.getLogger("podium.commits")
 
@@ -32,7 +34,7 @@ Offsets = dict[TopicPartition, int]
 
 class AckedCommits:
     def __init__(
-        self, consumer: AIOKafkaConsumer, *, interval: float = 0.05, max_in_flight: int = 8
+        self, consumer: Consumer, *, interval: float = 0.05, max_in_flight: int = 8
     ) -> None:
         self.consumer = consumer
         self.interval = interval
@@ -93,15 +95,21 @@ class AckedCommits:
                 self._unsealed = {}
 
     def _take_ready(self) -> Offsets:
-        owned = self.consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._ready.items() if tp in owned}
-        self._ready = {}
+        offsets, self._ready = self._ready, {}
         return offsets
 
     async def _commit(self, offsets: Offsets) -> None:
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:  # a rebalance: the records come again
-            log.warning("commit failed (%s); those records will be redelivered", exc)
+        await commit_owned(self.consumer, offsets)
+
+
+async def commit_owned(consumer: Consumer, offsets: Offsets) -> None:
+    """Commit the offsets of partitions the consumer still owns; a failed commit is a
+    rebalance under way, and only means those records are delivered again."""
+    owned = consumer.assignment()
+    offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as exc:
+        log.warning("commit failed (%s); those records will be redelivered", exc)

@@ -1,5 +1,11 @@
-"""Thin aiokafka glue shared by every runtime: clients tuned for tansu and Kafka,
-explicit topic creation, and consumed records turned into `RawRecord`s.
+"""The Kafka client interface every runtime part uses, and its two implementations.
+
+`make_producer`, `make_consumer` and `ensure_topics` give aiokafka clients tuned
+for tansu and Kafka, or, for a `memory://<name>` address, the in-memory bus
+(`podium.runtime.memory`) that keeps the same contract. `Producer` and
+`Consumer` name the part of aiokafka's API Podium relies on: nothing above this
+module reaches past them. Also here: consumed records turned into `RawRecord`s,
+and the gap-safe reader.
 """
 
 from __future__ import annotations
@@ -8,19 +14,65 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from podium.events import KafkaRecord, RawRecord, topics
+from podium.runtime import memory
 from podium.runtime.settings import ConsumerSettings, Settings
 
 log = logging.getLogger("podium.kafka")
 
+Record = memory.Record
 
-def make_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def flush(self) -> None: ...
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Any = None,
+    ) -> asyncio.Future[Any]: ...
+    async def send_and_wait(self, topic: str, value: bytes | None = None, **kwargs: Any) -> Any: ...
+
+
+class Consumer(Protocol):
+    def subscribe(
+        self, topics: list[str], listener: ConsumerRebalanceListener | None = None
+    ) -> None: ...
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    def paused(self) -> set[TopicPartition]: ...
+    async def position(self, tp: TopicPartition) -> int: ...
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> Any: ...
+    async def seek_to_end(self, *partitions: TopicPartition) -> Any: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+    def highwater(self, tp: TopicPartition) -> int | None: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]: ...
+
+
+def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
+    if memory.is_memory(bootstrap_servers):
+        return memory.MemoryProducer(bootstrap_servers)
     # tansu has no idempotent producer; acks=all is still the durable choice on Kafka.
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
@@ -30,7 +82,8 @@ def make_producer(bootstrap_servers: str, **overrides: Any) -> AIOKafkaProducer:
         "max_batch_size": 256 * 1024,
         **overrides,
     }
-    return AIOKafkaProducer(**options)
+    producer: Producer = AIOKafkaProducer(**options)
+    return producer
 
 
 def make_consumer(
@@ -39,8 +92,16 @@ def make_consumer(
     group_id: str | None,
     settings: ConsumerSettings | None = None,
     **overrides: Any,
-) -> AIOKafkaConsumer:
+) -> Consumer:
     s = settings or ConsumerSettings()
+    if memory.is_memory(bootstrap_servers):
+        return memory.MemoryConsumer(
+            bootstrap_servers,
+            *topics,
+            group_id=group_id,
+            max_poll_records=s.max_poll_records,
+            **overrides,
+        )
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
         "group_id": group_id,
@@ -52,7 +113,8 @@ def make_consumer(
         "max_poll_records": s.max_poll_records,
         **overrides,
     }
-    return AIOKafkaConsumer(*topics, **options)
+    consumer: Consumer = AIOKafkaConsumer(*topics, **options)
+    return consumer
 
 
 async def ensure_topics(
@@ -71,6 +133,9 @@ async def ensure_topics(
     they are (tansu cannot add partitions).
     """
     wanted = sorted(set(names))
+    if memory.is_memory(bootstrap_servers):
+        await memory.ensure_topics(bootstrap_servers, wanted, partitions)
+        return
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -112,6 +177,17 @@ async def create_topics(bootstrap_servers: str, names: Iterable[str], settings: 
             )
 
 
+async def partitions_of(consumer: Consumer, topic: str) -> list[TopicPartition]:
+    """Every partition of a topic that exists (its metadata may take a moment to arrive)."""
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        if isinstance(consumer, AIOKafkaConsumer):
+            await consumer._client.force_metadata_update()
+    raise RuntimeError(f"topic {topic} has no partitions")
+
+
 def raw_record(record: ConsumerRecord[bytes, bytes]) -> RawRecord:
     return RawRecord(
         topic=record.topic,
@@ -124,7 +200,7 @@ def raw_record(record: ConsumerRecord[bytes, bytes]) -> RawRecord:
 
 
 async def send(
-    producer: AIOKafkaProducer, topic: str, record: KafkaRecord, partition: int | None = None
+    producer: Producer, topic: str, record: KafkaRecord, partition: int | None = None
 ) -> asyncio.Future[Any]:
     """Queue a record and return its delivery future without waiting for the broker.
 
@@ -152,7 +228,7 @@ class ContiguousReader:
     is such a gap: drop the records after it, seek back, and fetch again.
     """
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, consumer: Consumer) -> None:
         self.consumer = consumer
         self._next: dict[TopicPartition, int] = {}
         self._retries: dict[TopicPartition, int] = {}

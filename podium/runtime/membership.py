@@ -24,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import JoinGroupRequest
+
+from podium.runtime.kafka import Consumer
 
 log = logging.getLogger("podium.membership")
 
@@ -35,8 +38,14 @@ log = logging.getLogger("podium.membership")
 RETRY_S = 0.1
 
 
+def _coordinator(consumer: Consumer) -> Any:
+    """aiokafka's group coordinator; None outside a Kafka group: a consumer assigned its
+    partitions by hand, or the in-memory bus (no process pauses past a session there)."""
+    return consumer._coordinator if isinstance(consumer, AIOKafkaConsumer) else None
+
+
 class Membership:
-    def __init__(self, consumer: AIOKafkaConsumer, session_timeout_ms: int) -> None:
+    def __init__(self, consumer: Consumer, session_timeout_ms: int) -> None:
         self.consumer = consumer
         self.session = session_timeout_ms / 1000
         self.gap = self.session / 3
@@ -44,14 +53,14 @@ class Membership:
 
     def lost(self) -> bool:
         """The group coordinator has already said this member's generation is gone."""
-        coordinator = self.consumer._coordinator
+        coordinator = _coordinator(self.consumer)
         if coordinator is None:
             return False  # not in a group (manual assignment): nobody to be fenced by
         return bool(coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID)
 
     async def current(self) -> bool:
         """Whether this member may act on its partitions now (see the module docstring)."""
-        if self.consumer._coordinator is None:
+        if _coordinator(self.consumer) is None:
             return True
         if self.lost():
             return False
@@ -75,7 +84,7 @@ class Membership:
         return not self.lost()
 
     async def _heartbeat(self) -> bool:
-        coordinator = self.consumer._coordinator
+        coordinator = _coordinator(self.consumer)
         try:
             return bool(await coordinator._do_heartbeat())
         except KafkaError as exc:  # an error code aiokafka does not expect: no answer
@@ -84,6 +93,6 @@ class Membership:
 
     def rejoin(self) -> None:
         """Ask for a rebalance: on assignment the partitions are restored afresh."""
-        coordinator = self.consumer._coordinator
+        coordinator = _coordinator(self.consumer)
         if coordinator is not None:
             coordinator.request_rejoin()

@@ -14,18 +14,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from podium.events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
 from podium.runtime.commits import AckedCommits
-from podium.runtime.kafka import raw_record
+from podium.runtime.kafka import Producer, raw_record
 from podium.runtime.membership import Membership
 
 log = logging.getLogger("podium.outbox")
 
 
 class Outbox:
-    def __init__(self, producer: AIOKafkaProducer, changelog: str) -> None:
+    def __init__(self, producer: Producer, changelog: str) -> None:
         self.producer = producer
         self.changelog = changelog
         self._events: list[tuple[str, int | None, KafkaRecord]] = []
@@ -91,7 +91,15 @@ def handle(
     outbox: Outbox,
     rejected: tuple[type[Exception], ...] = (),
 ) -> None:
-    """Decode one record and route it; what cannot be decoded or acted on is dead-lettered."""
+    """Decode one record and route it; what cannot be decoded or acted on is dead-lettered.
+
+    `rejected` are the refusals a processor expects (an unknown workflow, say). Any
+    other exception is a decodable event the processor cannot apply (a well-formed
+    outcome for a task its workflow does not have, a state it cannot reach): it is
+    logged with its traceback and dead-lettered too, so that one bad event cannot
+    stop a consumer. Processors decide purely, committing state only after the
+    decision, so the state is as it was before the event.
+    """
     raw = raw_record(record)
     try:
         route(record.partition, decode(raw))
@@ -99,6 +107,9 @@ def handle(
         outbox.dead_letter(error)
     except rejected as exc:
         outbox.dead_letter(DecodeError(str(exc), raw))
+    except Exception as exc:
+        log.exception("cannot apply %s[%d]@%d", record.topic, record.partition, record.offset)
+        outbox.dead_letter(DecodeError(f"unprocessable: {type(exc).__name__}: {exc}", raw))
 
 
 async def end_batch(

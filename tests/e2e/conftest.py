@@ -18,6 +18,7 @@ from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definitions
 from podium.workflow.machine import WorkflowState
 from podium.workflow.states import TERMINAL
+from tests.conftest import settings_for
 from tests.e2e import random_dags
 from tests.e2e import services as test_services
 
@@ -56,11 +57,17 @@ async def tracked_end(workflow_id: str, timeout: float = 20) -> None:
     await asyncio.wait_for(TRACKED.setdefault(workflow_id, asyncio.Event()).wait(), timeout)
 
 
+@pytest.fixture(scope="module")
+def kafka(transport: str) -> str:
+    """Whole deployments run on the in-memory bus and on every real broker."""
+    return transport
+
+
 @pytest.fixture(scope="module", params=["orchestration", "choreography"])
 async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterator[Deployment]:
     """Task services and a conductor (orchestration) or a tracker (choreography)."""
     mode = request.param
-    settings = Settings(bootstrap_servers=kafka)
+    settings = settings_for(kafka)
     catalog = Catalog([*load_definitions(FLOWS).values(), *RANDOM_DAGS])
     await prepare_topics(kafka, settings, catalog.task_types)
     parts = build_parts(catalog, test_services.services, kafka, settings, mode)

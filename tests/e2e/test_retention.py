@@ -13,12 +13,12 @@ from podium.conductor.conductor import Conductor
 from podium.events import topics
 from podium.oneshot import build_parts
 from podium.runtime.changelog import restore
-from podium.runtime.settings import Settings
 from podium.services import snapshot as participant_snapshot
 from podium.services.participant import Participant
 from podium.services.worker import Worker
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definitions
+from tests.conftest import settings_for
 from tests.e2e import services as test_services
 from tests.e2e.conftest import FLOWS
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 async def test_finished_workflows_are_evicted_and_tombstoned(kafka: str) -> None:
     # no retention: the eviction is due in the very batch that ends the workflow
-    settings = Settings(bootstrap_servers=kafka, retention_s=0)
+    settings = settings_for(kafka, retention_s=0)
     catalog = Catalog(load_definitions(FLOWS))
     await prepare_topics(kafka, settings, catalog.task_types)
     conductor = Conductor(catalog, kafka, settings)
@@ -59,7 +59,7 @@ async def test_finished_workflows_are_evicted_and_tombstoned(kafka: str) -> None
 async def test_choreography_services_forget_settled_workflows(kafka: str) -> None:
     """A participant evicts a join once nothing is left for it to do; a small "ended"
     record keeps the id from starting again, so memory and restores stay flat."""
-    settings = Settings(bootstrap_servers=kafka, retention_s=0)
+    settings = settings_for(kafka, retention_s=0)
     catalog = Catalog(load_definitions(FLOWS))
     await prepare_topics(kafka, settings, catalog.task_types)
     parts = build_parts(catalog, test_services.services, kafka, settings, "choreography")
