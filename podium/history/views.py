@@ -103,7 +103,7 @@ def history(
     _retrying(entries)
     entries += _skipped(workflow, entries, definition)
     entries += _compensating(workflow, entries)
-    entries.sort(key=lambda e: (e["at"], _phase(e, workflow)))
+    entries.sort(key=lambda e: (e["at"], _phase(e)))
     details = {(a["task_id"], a["compensation"], a["attempt"]): a for a in attempts}
     last: dict[tuple[str, bool], dict[str, Any]] = {}
     out = []
@@ -142,9 +142,9 @@ def _transitions(workflow: Row, attempts: Sequence[Row]) -> list[dict[str, Any]]
         if attempt and times:
             entries.append(_entry(workflow, task_id, "Running", min(times), compensation, attempt))
         # an attempt whose end only the workflow's end reports (it timed out): by then
-        ended = row["ended_at"] if row["ended_at"] is not None else workflow["ended_at"]
-        if row["state"] != "Running" and ended is not None:
-            entry = _entry(workflow, task_id, row["state"], ended, compensation, attempt)
+        end = row["ended_at"] if row["ended_at"] is not None else workflow["ended_at"]
+        if row["state"] != "Running" and end is not None:
+            entry = _entry(workflow, task_id, row["state"], end, compensation, attempt)
             entry["reason"] = row["reason"]
             entries.append(entry)
     if workflow["state"] != "Running" and workflow["ended_at"] is not None:
@@ -156,7 +156,7 @@ def _initial(entry: Row) -> str | None:
     return None if entry["task_id"] == WORKFLOW else "Pending"
 
 
-def _phase(entry: Row, workflow: Row) -> int:
+def _phase(entry: Row) -> int:
     """Order among transitions at one instant: the workflow starts first and ends last."""
     if entry["task_id"] != WORKFLOW:
         return 1
