@@ -342,6 +342,11 @@ def list_workflows(
     if as_json:
         sys.stdout.write(orjson.dumps(items).decode() + "\n")
         return
+    if not items:
+        from podium.history.database import describe
+
+        print(f"podium: no workflow recorded in {describe(database.url)}", file=sys.stderr)
+        return
     show.print_workflows(items)
 
 
