@@ -345,7 +345,8 @@ def list_workflows(
     if not items:
         from podium.history.database import describe
 
-        print(f"podium: no workflow recorded in {describe(database.url)}", file=sys.stderr)
+        what = "matches" if state or name or mode else "is recorded"
+        print(f"podium: no workflow {what} in {describe(database.url)}", file=sys.stderr)
         return
     show.print_workflows(items)
 
