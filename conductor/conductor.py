@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from podium import metrics, tracing
 from podium.conductor import snapshot
 from podium.conductor.snapshot import Ended, Outcome, Snapshot
 from podium.conductor.wire import (
@@ -212,6 +213,7 @@ class Conductor:
             self._decide(partition, workflow_id, data.mode, definition, None, start, now)
             if self.announces(data.mode):
                 self._announce(partition, started_event(data, workflow_id, event, self.source))
+                metrics.workflow_started(data.workflow, data.mode)
             self.applied(partition, workflow_id, now)
         elif isinstance(data, TaskSucceeded | TaskFailed):
             if self._apply_outcome(partition, workflow_id, data, now):
@@ -339,6 +341,7 @@ class Conductor:
                 heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
         elif isinstance(command, machine.WorkflowFinished) and self.announces(mode):
             self._announce(partition, finished_event(state, self.source, mode))
+            _report_end(state, mode)
 
     def snapshot(self, workflow_id: str) -> bytes | None:
         """The workflow's changelog value (`podium.conductor.snapshot`); None: nothing known."""
@@ -483,6 +486,20 @@ class Tracker(Conductor):
         if owned is not None and owned[2].status in TERMINAL and workflow_id in self._held:
             del self._held[workflow_id]  # what is left are duplicates and stale attempts
             self._outbox.changed(workflow_id, partition)
+
+
+def _report_end(state: WorkflowState, mode: Mode) -> None:
+    """A decided end in the metrics, and the workflow's span (the root of its trace)."""
+    metrics.workflow_ended(state.name, mode, state.status)
+    tracing.workflow_span(
+        state.workflow_id,
+        state.name,
+        state.version,
+        mode,
+        state.status,
+        state.started_at,
+        state.ended_at,
+    )
 
 
 def _epoch(iso: str | None) -> float | None:

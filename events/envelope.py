@@ -4,10 +4,16 @@ Extension names follow the CloudEvents naming rule (lower-case letters and
 digits only): `workflowid`, `taskid`, `attempt`, `correlationid`,
 `causationid`, `traceparent`. `subject` is the workflow id too, so generic
 CloudEvents tools can group by it.
+
+`traceparent` is a W3C trace context, the same on every event of one workflow
+unless a producer passes its own: one workflow, one trace (`podium.tracing`).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +24,7 @@ from podium.events.payloads import Payload
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class CloudEvent(BaseModel):
@@ -73,6 +80,26 @@ def new_event(
         "attempt": attempt,
         "correlationid": correlation_id or workflow_id,
         "causationid": causation_id,
-        "traceparent": traceparent,
+        "traceparent": traceparent or workflow_traceparent(workflow_id),
     }
     return CloudEvent.model_construct(**fields)
+
+
+@functools.lru_cache(maxsize=4096)
+def workflow_trace_ids(workflow_id: str) -> tuple[int, int]:
+    """A workflow's trace id and the span id of its own span, both from its id alone.
+
+    The trace id is the workflow id itself when that is 32 lower-case hex digits (as
+    generated ids are: find the trace by the id), else the first half of the id's
+    SHA-256; the span id is the next 16 hex digits of that hash.
+    """
+    digest = hashlib.sha256(workflow_id.encode()).hexdigest()
+    own = _TRACE_ID.fullmatch(workflow_id) and int(workflow_id, 16)
+    return (own or int(digest[:32], 16) or 1), int(digest[32:48], 16) or 1
+
+
+@functools.lru_cache(maxsize=4096)
+def workflow_traceparent(workflow_id: str) -> str:
+    """The W3C `traceparent` of a workflow: its trace, its span as parent, sampled."""
+    trace_id, span_id = workflow_trace_ids(workflow_id)
+    return f"00-{trace_id:032x}-{span_id:016x}-01"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -199,6 +198,37 @@ HISTORY_URL = typer.Option(
     "sqlite:///./podium-history.db).",
 )
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+METRICS_PORT = typer.Option(
+    None,
+    "--metrics-port",
+    min=0,
+    max=65535,
+    help="Serve Prometheus metrics at /metrics on this port (PODIUM_METRICS_PORT).",
+)
+
+
+def _observe(settings: Settings, metrics_port: int | None, role: str) -> None:
+    """A long-running role's metrics endpoint, and its traces when OTEL_* name an exporter."""
+    from podium import metrics
+
+    _traces(role)
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port is not None:
+        try:
+            metrics.serve(port, settings.metrics_host)
+        except OSError as exc:
+            raise _fail(
+                f"cannot serve metrics on {settings.metrics_host}:{port}: {exc}", 1
+            ) from None
+
+
+def _traces(role: str) -> None:
+    from podium import tracing
+
+    try:
+        tracing.configure_from_env(f"podium-{role}")
+    except tracing.TracingError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _database(url: str | None) -> Any:
@@ -250,6 +280,7 @@ def service(
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
     concurrency: int | None = typer.Option(None, min=1, help="Handlers running at once."),
+    metrics_port: int | None = METRICS_PORT,
 ) -> None:
     """Run task services: handle commands (orchestration) or react to events (choreography)."""
     from podium.loading import LoadError, load_services
@@ -262,6 +293,7 @@ def service(
         loaded = load_services(targets)
     except LoadError as exc:
         raise _fail(str(exc)) from None
+    _observe(settings, metrics_port, "+".join(s.name for s in loaded))
     if settings.mode == Mode.CHOREOGRAPHY:
         from podium.services.participant import Participant
 
@@ -279,22 +311,24 @@ def service(
 def tracker(
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
+    metrics_port: int | None = METRICS_PORT,
 ) -> None:
     """Run the tracker: watch workflows of both modes, announce choreographed ones' ends."""
     from podium.conductor.conductor import Tracker
 
-    _run_state_machine(Tracker, definitions, bootstrap_servers)
+    _run_state_machine(Tracker, definitions, bootstrap_servers, metrics_port)
 
 
 @app.command()
 def conductor(
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
+    metrics_port: int | None = METRICS_PORT,
 ) -> None:
     """Run a conductor: drive orchestrated workflows from triggers and outcomes."""
     from podium.conductor.conductor import Conductor
 
-    _run_state_machine(Conductor, definitions, bootstrap_servers)
+    _run_state_machine(Conductor, definitions, bootstrap_servers, metrics_port)
 
 
 @app.command(name="history-store")
@@ -302,6 +336,7 @@ def history_store(
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
     history_url: str | None = HISTORY_URL,
+    metrics_port: int | None = METRICS_PORT,
 ) -> None:
     """Run the history store: record every workflow, attempt and transition of both modes."""
     from podium.history.database import HistoryError
@@ -311,6 +346,7 @@ def history_store(
     settings = _settings(bootstrap_servers, definitions)
     catalog = _catalog(settings)
     database = _database(history_url)
+    _observe(settings, metrics_port, "history-store")
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         try:
             _run(_serve(lambda: [Recorder(catalog, bootstrap, settings, database)]))
@@ -405,12 +441,16 @@ def _unknown(workflow_id: str, database: Any) -> typer.Exit:
 
 
 def _run_state_machine(
-    kind: type[Conductor], definitions: Path | None, bootstrap_servers: str | None
+    kind: type[Conductor],
+    definitions: Path | None,
+    bootstrap_servers: str | None,
+    metrics_port: int | None,
 ) -> None:
     """The conductor and the tracker: one process hosting the state machine."""
     configure_logging()
     settings = _settings(bootstrap_servers, definitions)
     catalog = _catalog(settings)
+    _observe(settings, metrics_port, kind.name)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         _run(_serve(lambda: [kind(catalog, bootstrap, settings)]))
 
@@ -541,6 +581,7 @@ def run(
     except LoadError as exc:
         raise _fail(str(exc)) from None
     database = _database(history_url)
+    _traces("run")
 
     view = None if as_json else LiveView(definition)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
@@ -580,14 +621,11 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
 
 
 def configure_logging() -> None:
-    level = os.environ.get("PODIUM_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level if level in logging.getLevelNamesMapping() else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the history store logs its own
+    """stderr: text on a terminal, JSON lines otherwise, with workflow and task ids
+    (`podium.logs`)."""
+    from podium import logs
+
+    logs.configure(os.environ.get("PODIUM_LOG_LEVEL", "INFO"))
 
 
 def main() -> None:

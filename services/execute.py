@@ -1,19 +1,24 @@
 """Run one attempt of one task: the handler call and its outcome, no Kafka.
 
 Both modes call this: the orchestration worker for a command it consumed, the
-choreography participant for a task it found ready.
+choreography participant for a task it found ready. Each attempt is one span
+(`podium.tracing`), its log lines name its workflow and task (`podium.logs`),
+and its times go to the metrics (`podium.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import time
 from concurrent.futures import Executor
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from podium import logs, metrics, tracing
 from podium.events import (
     CloudEvent,
     ErrorInfo,
@@ -43,8 +48,33 @@ async def execute(
     executor: Executor | None = None,
     *,
     max_output_bytes: int = MAX_OUTPUT_BYTES,
+    traceparent: str | None = None,
+    queued_since: float | None = None,
 ) -> TaskSucceeded | TaskFailed:
-    """Call the handler for `command`; never raises for what the handler does."""
+    """Call the handler for `command`; never raises for what the handler does.
+
+    `traceparent`: the trace context of the event that caused the attempt (default:
+    the workflow's); `queued_since`: when it was asked for (epoch seconds), for the
+    queueing time.
+    """
+    began = time.time()
+    with logs.context(workflow_id, command.task_id):
+        with tracing.attempt(workflow_id, command, traceparent) as span:
+            outcome = await _attempt(registration, command, workflow_id, executor, max_output_bytes)
+            tracing.ended(span, outcome)
+        queued = None if queued_since is None else began - queued_since
+        succeeded = isinstance(outcome, TaskSucceeded)
+        metrics.attempt(command.task_type, command.mode, succeeded, time.time() - began, queued)
+    return outcome
+
+
+async def _attempt(
+    registration: Registration,
+    command: TaskCommand,
+    workflow_id: str,
+    executor: Executor | None,
+    max_output_bytes: int,
+) -> TaskSucceeded | TaskFailed:
     ctx = Context(
         workflow_id=workflow_id,
         task_id=command.task_id,
@@ -84,7 +114,9 @@ async def _call(
     if registration.is_async:
         return await registration.handler(value, ctx)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, registration.handler, value, ctx)
+    # the thread sees the attempt's log context and span, as an async handler does
+    run = contextvars.copy_context().run
+    return await loop.run_in_executor(executor, run, registration.handler, value, ctx)
 
 
 class _NotJSON(Exception):

@@ -33,6 +33,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from podium import logs
 from podium.events import (
     CloudEvent,
     ErrorInfo,
@@ -250,6 +251,8 @@ class Participant:
                 self._outbox.emit(topic, partition, encode(report))
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
+        asked = time.time()  # queueing: from the decision to run to the handler's start
+        logs.bind(join.workflow_id, run.task_id)  # this task's own context
         command = _command(definition, join, run)
         topic = topics.outcomes(command.task_type)
         verdict = self._ledger.verdict(command.command_id)
@@ -262,7 +265,7 @@ class Participant:
             outcome = failure(command, "PoisonCommand", message, retryable=False)
         else:
             async with self._slot(alone=verdict.action == "run_alone"):
-                outcome = await self._execute(partition, command, join)
+                outcome = await self._execute(partition, command, join, asked)
         if outcome is None:
             return  # the start marker did not reach the broker: the next owner runs it
         if verdict.outcome is None:
@@ -299,7 +302,7 @@ class Participant:
                     self._slots.release()
 
     async def _execute(
-        self, partition: int, command: TaskCommand, join: Join
+        self, partition: int, command: TaskCommand, join: Join, asked: float
     ) -> TaskSucceeded | TaskFailed | None:
         """Mark the attempt started (acknowledged), then run its handler."""
         marker = encode(self._outcome_event(join, started(command, with_input=True)))
@@ -317,6 +320,7 @@ class Participant:
             join.workflow_id,
             self._executor,
             max_output_bytes=self.settings.max_output_bytes,
+            queued_since=asked,
         )
 
     def _outcome_event(

@@ -33,6 +33,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from podium import logs, metrics
 from podium.events import (
     CloudEvent,
     DecodeError,
@@ -114,6 +115,8 @@ class Worker:
             group_id=f"podium.service.{service.name}",
             settings=settings.consumer,
         )
+        self._reader = ContiguousReader(self._consumer)
+        self._lag = metrics.Lag(f"podium.service.{service.name}", self._reader.lag)
 
     @property
     def command_topics(self) -> list[str]:
@@ -129,7 +132,6 @@ class Worker:
             [*topics.task_topics(self.service.task_types), topics.DEAD_LETTER],
             self.settings,
         )
-        self._reader = ContiguousReader(self._consumer)
         self._consumer.subscribe(self.command_topics, listener=_Listener(self))
         await self._producer.start()
         await self._consumer.start()
@@ -151,11 +153,13 @@ class Worker:
                 continue
             self._reader.resume()
             batch = await self._reader.getmany(timeout_ms=100, max_records=free)
+            self._lag.tick()
             jobs: list[_Job] = []
             self._collected.clear()
             for tp, records in batch.items():
                 for record in records:
-                    job = await self._dispatch(tp, record)
+                    with logs.context(None):  # _dispatch names the workflow once decoded
+                        job = await self._dispatch(tp, record)
                     if job is None:
                         continue
                     if self._ledger.verdict(job.command.command_id).action == "run_alone":
@@ -183,10 +187,12 @@ class Worker:
                 )
         except DecodeError as error:
             log.warning("dead-lettering %s", error)
+            metrics.dead_lettered(tp.topic)
             topic, dead = dead_letter(error)
             self._finish_after(tp, record.offset, await send(self._producer, topic, dead))
             return None
         command = event.data
+        logs.bind(event.workflowid, command.task_id)
         verdict = self._ledger.verdict(command.command_id)
         if verdict.outcome is not None:  # a redelivery of work already done: answer, don't rerun
             ack = await self._publish(tp.partition, event, verdict.outcome)
@@ -217,6 +223,7 @@ class Worker:
         outcome = failure(command, "PoisonCommand", message, retryable=False)
         self._ledger.finished(outcome)
         topic, dead = dead_letter(DecodeError(f"PoisonCommand: {message}", raw_record(record)))
+        metrics.dead_lettered(tp.topic)
         await send(self._producer, topic, dead)
         self._finish_after(tp, record.offset, await self._publish(tp.partition, event, outcome))
 
@@ -253,6 +260,7 @@ class Worker:
     async def _run(
         self, tp: TopicPartition, offset: int, event: CloudEvent, command: TaskCommand
     ) -> None:
+        logs.bind(event.workflowid, command.task_id)  # this task's own context
         try:
             registration = self.service.handlers.get(command.task_type)
             if registration is None:  # a command whose type does not match its topic
@@ -265,6 +273,8 @@ class Worker:
                     event.workflowid,
                     self._executor,
                     max_output_bytes=self.settings.max_output_bytes,
+                    traceparent=event.traceparent,
+                    queued_since=event.time.timestamp(),
                 )
             await (await self._publish(tp.partition, event, outcome))
             self._ledger.finished(outcome)

@@ -269,6 +269,17 @@ class ContiguousReader:
             self._next.pop(tp, None)
             self._retries.pop(tp, None)
 
+    def lag(self) -> dict[str, int]:
+        """Records not yet fetched per topic, over the assigned partitions: the consumer's
+        high watermark (right on tansu too) less the next offset this reader hands out."""
+        behind: dict[str, int] = {}
+        for tp in self.consumer.assignment():
+            position = self._next.get(tp)
+            high = self.consumer.highwater(tp)
+            if position is not None and high is not None:
+                behind[tp.topic] = behind.get(tp.topic, 0) + max(0, high - position)
+        return behind
+
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int, max_records: int | None = None
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:

@@ -27,6 +27,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
+from podium import metrics
 from podium.events import CloudEvent
 from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import ContiguousReader, create_topics, make_consumer, make_producer
@@ -106,9 +107,10 @@ class Loop:
         )
         # range assignment gives one member the same partition number of every input
         # topic (co-partitioning), as Kafka Streams requires
+        group = f"{spec.group}.only.{spec.only}" if spec.only else spec.group
         self.consumer = make_consumer(
             bootstrap_servers,
-            group_id=f"{spec.group}.only.{spec.only}" if spec.only else spec.group,
+            group_id=group,
             settings=settings.consumer,
             partition_assignment_strategy=(RangePartitionAssignor,),
             auto_offset_reset="latest" if spec.only else "earliest",
@@ -116,6 +118,7 @@ class Loop:
         # what one batch caused, sent together and acknowledged before the commit
         self.outbox = Outbox(self.producer, spec.changelog)
         self.reader = ContiguousReader(self.consumer)
+        self._lag = metrics.Lag(group, self.reader.lag)
         self._commits = AckedCommits(self.consumer)
         self._membership = Membership(self.consumer, settings.consumer.session_timeout_ms)
 
@@ -131,6 +134,7 @@ class Loop:
             while not self._stopping.is_set():
                 self.processor.before_poll()
                 batch = await self.reader.getmany(timeout_ms=self._poll_timeout_ms())
+                self._lag.tick()
                 await self._process(batch)
             await self.processor.drain()
             await self.seal_and_drain()

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from podium import logs, metrics
 from podium.events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
 from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import Producer, raw_record
@@ -50,6 +51,7 @@ class Outbox:
 
     def dead_letter(self, error: DecodeError) -> None:
         log.warning("dead-lettering %s", error)
+        metrics.dead_lettered(error.raw.topic)
         topic, record = dead_letter(error)
         self.emit(topic, None, record)
 
@@ -102,14 +104,18 @@ def handle(
     """
     raw = raw_record(record)
     try:
-        route(record.partition, decode(raw))
+        event = decode(raw)
     except DecodeError as error:
         outbox.dead_letter(error)
-    except rejected as exc:
-        outbox.dead_letter(DecodeError(str(exc), raw))
-    except Exception as exc:
-        log.exception("cannot apply %s[%d]@%d", record.topic, record.partition, record.offset)
-        outbox.dead_letter(DecodeError(f"unprocessable: {type(exc).__name__}: {exc}", raw))
+        return
+    with logs.context(event.workflowid, event.taskid):  # on the lines the processor writes
+        try:
+            route(record.partition, event)
+        except rejected as exc:
+            outbox.dead_letter(DecodeError(str(exc), raw))
+        except Exception as exc:
+            log.exception("cannot apply %s[%d]@%d", record.topic, record.partition, record.offset)
+            outbox.dead_letter(DecodeError(f"unprocessable: {type(exc).__name__}: {exc}", raw))
 
 
 async def end_batch(

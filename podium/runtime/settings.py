@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     definitions: Path | None = None
     mode: Mode = Mode.ORCHESTRATION
     history_url: str | None = None
+    #: serve Prometheus metrics at `/metrics` on this port (long-running roles; 0: any free)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    #: the address the metrics endpoint binds (0.0.0.0 to be scraped from other hosts)
+    metrics_host: str = "127.0.0.1"
     #: handlers running at once in one service process (backpressure beyond it)
     concurrency: int = Field(64, ge=1, le=10_000)
     #: the largest handler output (serialised JSON); a larger one fails the task for good
