@@ -18,11 +18,14 @@ from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
 from podium.runtime.kafka import Consumer, Record, ensure_topics, make_consumer, make_producer
+from podium.runtime.settings import ConsumerSettings
 
 pytestmark = pytest.mark.integration
 
 #: the longest any case waits for the transport to deliver
 DEADLINE_S = 30
+#: group changes on tansu take about half a session: short sessions keep the cases quick
+GROUP = ConsumerSettings(session_timeout_ms=2_000, heartbeat_interval_ms=500)
 
 
 async def _read(consumer: Consumer, count: int) -> list[Record]:
@@ -103,14 +106,14 @@ async def test_a_group_member_resumes_from_the_groups_committed_offset(
     finally:
         await producer.stop()
     tp = TopicPartition(unique, 0)
-    first = make_consumer(transport, unique, group_id=unique)
+    first = make_consumer(transport, unique, group_id=unique, settings=GROUP)
     await first.start()
     try:
         assert [r.value for r in await _read(first, 6)] == [f"{i}".encode() for i in range(6)]
         await first.commit({tp: 4})
     finally:
         await first.stop()
-    second = make_consumer(transport, unique, group_id=unique)
+    second = make_consumer(transport, unique, group_id=unique, settings=GROUP)
     await second.start()
     try:
         assert [r.value for r in await _read(second, 2)] == [b"4", b"5"]
@@ -124,7 +127,9 @@ async def test_latest_reads_only_what_comes_after_the_member_joined(
     await ensure_topics(transport, [unique], partitions=1)
     producer = make_producer(transport)
     await producer.start()
-    consumer = make_consumer(transport, unique, group_id=unique, auto_offset_reset="latest")
+    consumer = make_consumer(
+        transport, unique, group_id=unique, settings=GROUP, auto_offset_reset="latest"
+    )
     try:
         await producer.send_and_wait(unique, value=b"before", key=b"k")
         await consumer.start()
@@ -189,7 +194,10 @@ async def test_a_joining_member_gets_the_same_partition_numbers_of_every_topic_a
     members = {}
     for name in ("first", "second"):
         consumer = make_consumer(
-            transport, group_id=unique, partition_assignment_strategy=(RangePartitionAssignor,)
+            transport,
+            group_id=unique,
+            settings=GROUP,
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         listener = _Journal(name, journal)
         listener.consumer = consumer
