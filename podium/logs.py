@@ -14,11 +14,9 @@ own `logging.getLogger(...)` too). On a terminal the lines are text; otherwise
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import IO, Any
 
@@ -32,16 +30,23 @@ _task: ContextVar[str | None] = ContextVar("podium_task_id", default=None)
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-@contextlib.contextmanager
-def context(workflow_id: str | None, task_id: str | None = None) -> Iterator[None]:
-    """Log lines written inside are about this workflow (and task)."""
-    workflow_token = _workflow.set(workflow_id)
-    task_token = _task.set(task_id)
-    try:
-        yield
-    finally:
-        _task.reset(task_token)
-        _workflow.reset(workflow_token)
+class context:  # lower case: used like a function, `with logs.context(workflow_id):`
+    """Log lines written inside are about this workflow (and task). (A class, not a
+    generator: it runs around every event a role handles.)"""
+
+    __slots__ = ("_task_token", "_workflow_token", "task_id", "workflow_id")
+
+    def __init__(self, workflow_id: str | None, task_id: str | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.task_id = task_id
+
+    def __enter__(self) -> None:
+        self._workflow_token = _workflow.set(self.workflow_id)
+        self._task_token = _task.set(self.task_id)
+
+    def __exit__(self, *exc: object) -> None:
+        _task.reset(self._task_token)
+        _workflow.reset(self._workflow_token)
 
 
 def bind(workflow_id: str | None, task_id: str | None = None) -> None:

@@ -88,13 +88,26 @@ def workflow_ended(workflow: str, mode: str, state: str) -> None:
     WORKFLOWS_ENDED.labels(workflow, mode, state).inc()
 
 
+#: (task type, mode) -> its labelled series, looked up once (every attempt reports)
+_attempt_series: dict[tuple[str, str], tuple[Counter, Counter, Histogram, Histogram]] = {}
+
+
 def attempt(
     task_type: str, mode: str, succeeded: bool, duration: float, queued: float | None
 ) -> None:
-    TASK_ATTEMPTS.labels(task_type, mode, "succeeded" if succeeded else "failed").inc()
-    TASK_DURATION.labels(task_type, mode).observe(duration)
+    series = _attempt_series.get((task_type, mode))
+    if series is None:
+        series = _attempt_series[(task_type, mode)] = (
+            TASK_ATTEMPTS.labels(task_type, mode, "succeeded"),
+            TASK_ATTEMPTS.labels(task_type, mode, "failed"),
+            TASK_DURATION.labels(task_type, mode),
+            TASK_QUEUED.labels(task_type, mode),
+        )
+    ok, failed, handler_time, queueing_time = series
+    (ok if succeeded else failed).inc()
+    handler_time.observe(duration)
     if queued is not None:
-        TASK_QUEUED.labels(task_type, mode).observe(max(0.0, queued))
+        queueing_time.observe(max(0.0, queued))
 
 
 def dead_lettered(topic: str) -> None:

@@ -40,6 +40,9 @@ EXPORTERS = ("console", "otlp")
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
+_UNKNOWN = object()
+#: the provider last asked, and its tracer (a provider makes a new one per call)
+_cached: tuple[trace.TracerProvider, trace.Tracer] | None = None
 #: the provider Podium's spans go to (None: the global one, if any is set)
 _provider: trace.TracerProvider | None = None
 #: (trace id, span id) the next root span takes: the workflow's own
@@ -72,11 +75,25 @@ def install(provider: trace.TracerProvider | None) -> None:
     _provider = provider
 
 
+def _current_provider() -> trace.TracerProvider | None:
+    """The provider Podium's spans go to; None (at the cost of two reads) when nobody set
+    one up, in which case no span is made at all."""
+    if _provider is not None:
+        return _provider
+    if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None:
+        return None  # the API's own record that no global provider was set: the hot path
+    provider = trace.get_tracer_provider()
+    return None if isinstance(provider, ProxyTracerProvider) else provider
+
+
 def _tracer() -> trace.Tracer | None:
-    provider = _provider or trace.get_tracer_provider()
-    if isinstance(provider, ProxyTracerProvider):
-        return None  # nobody set tracing up: no span at all
-    return provider.get_tracer(SCOPE)
+    global _cached
+    provider = _current_provider()
+    if provider is None:
+        return None
+    if _cached is None or _cached[0] is not provider:
+        _cached = (provider, provider.get_tracer(SCOPE))
+    return _cached[1]
 
 
 def configure_from_env(service_name: str) -> bool:
@@ -201,14 +218,16 @@ def workflow_span(
     `configure_from_env` sets up does); with another, no workflow span is sent and
     the attempts' spans share a parent that is not exported.
     """
-    provider = _provider or trace.get_tracer_provider()
-    if not isinstance(getattr(provider, "id_generator", None), WorkflowIds):
+    provider = _current_provider()
+    if provider is None or not isinstance(getattr(provider, "id_generator", None), WorkflowIds):
         return
     if started_at is None or ended_at is None:
         return
     token = _forced.set(workflow_trace_ids(workflow_id))
     try:
-        span = provider.get_tracer(SCOPE).start_span(
+        tracer = _tracer()
+        assert tracer is not None
+        span = tracer.start_span(
             f"workflow {name}",
             context=Context(),
             start_time=int(started_at * 1e9),
@@ -229,7 +248,7 @@ def workflow_span(
 
 def current_ids() -> tuple[str, str] | None:
     """The trace and span id of the span in force, as hex (for log lines), or None."""
-    if _provider is None and isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+    if _current_provider() is None:
         return None
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
