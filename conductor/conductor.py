@@ -28,6 +28,7 @@ from podium import metrics, tracing
 from podium.conductor import snapshot
 from podium.conductor.snapshot import Ended, Outcome, Snapshot
 from podium.conductor.wire import (
+    cancel_accepted,
     command_event,
     core_outcome,
     end_event,
@@ -40,6 +41,8 @@ from podium.events import (
     Mode,
     TaskFailed,
     TaskSucceeded,
+    WorkflowCancelAccepted,
+    WorkflowCancelRequested,
     WorkflowTriggered,
     encode,
     topics,
@@ -90,8 +93,6 @@ class Conductor:
     group = "podium.conductor"
     changelog = topics.CONDUCTOR_CHANGELOG
     source = "podium/conductor"
-    #: the machine's `observed` flag: only the tracker watches services act on their own
-    observes = False
 
     def __init__(
         self,
@@ -154,6 +155,10 @@ class Conductor:
         """Whether it fires timers of this purpose (the services retry by themselves)."""
         return True
 
+    def observes(self, mode: Mode) -> bool:
+        """The machine's `observed` flag: whether services act on their own in this mode."""
+        return False
+
     def command(self, partition: int, state: WorkflowState, command: machine.RunTask) -> None:
         record = encode(command_event(state, command, self.source))
         self._outbox.emit(topics.commands(command.task_type), partition, record)
@@ -208,7 +213,7 @@ class Conductor:
                 workflow_id=workflow_id,
                 input=data.input,
                 seed=seed_of(workflow_id),
-                observed=self.observes,
+                observed=self.observes(data.mode),
             )
             self._decide(partition, workflow_id, data.mode, definition, None, start, now)
             if self.announces(data.mode):
@@ -220,8 +225,49 @@ class Conductor:
                 self.applied(partition, workflow_id, now)
             else:
                 self.unapplied(partition, workflow_id, data)
+        elif isinstance(data, WorkflowCancelRequested | WorkflowCancelAccepted):
+            self._cancel(partition, workflow_id, data, now)
         # other event types (a choreography Skipped report: the machine derives skips
         # itself) are not the state machine's input
+
+    def _cancel(
+        self,
+        partition: int,
+        workflow_id: str,
+        data: WorkflowCancelRequested | WorkflowCancelAccepted,
+        now: float,
+    ) -> None:
+        """A cancel: the decider takes a request and says so; the observer follows the decision.
+
+        The decider of a workflow is the one that announces it (the conductor in
+        orchestration, the tracker in choreography): it alone sees the cancel at one
+        point of the workflow's story, so the participants (and the tracker watching the
+        conductor) follow its `WorkflowCancelAccepted`, not the request. A request for a
+        workflow that has ended is answered with its end again, as a repeated trigger is.
+        """
+        owned = self._workflows.get(workflow_id)
+        request = isinstance(data, WorkflowCancelRequested)
+        if owned is None:
+            if request:
+                self._known(partition, workflow_id)  # ended and evicted: its end again
+            return
+        _, mode, state = owned
+        decides = self.announces(mode)
+        if decides != request:
+            return  # a request the other role decides, or our own decision read back
+        if state.status in TERMINAL:
+            self._known(partition, workflow_id)  # its end again, for whoever awaits the cancel
+        else:
+            definition = self.catalog.get(state.name, state.version)
+            cancel = machine.CancelRequested(reason=data.reason)
+            self._decide(partition, workflow_id, mode, definition, state, cancel, now)
+            self.applied(partition, workflow_id, now)
+        current = self._workflows[workflow_id][2]
+        if decides and machine.cancelled(current):
+            # again for a repeated request (one event id): the first may have been lost
+            # in a crash after the state's snapshot was written
+            accepted = cancel_accepted(current, mode, data.reason, self.source)
+            self._outbox.emit(topics.TRIGGERS, partition, encode(accepted))
 
     def _known(self, partition: int, workflow_id: str) -> bool:
         """Whether this workflow id has started already; an ended one's result is re-announced.
@@ -433,7 +479,6 @@ class Tracker(Conductor):
     group = "podium.tracker"
     changelog = topics.TRACKER_CHANGELOG
     source = "podium/tracker"
-    observes = True
 
     def accepts(self, mode: Mode) -> bool:
         return True
@@ -443,6 +488,11 @@ class Tracker(Conductor):
 
     def arms(self, purpose: str) -> bool:
         return purpose == "workflow_timeout"
+
+    def observes(self, mode: Mode) -> bool:
+        # an orchestrated workflow's attempts are the conductor's, which starts none while
+        # undoing: awaiting a service's own retry or start there would wait forever
+        return mode == Mode.CHOREOGRAPHY
 
     def command(self, partition: int, state: WorkflowState, command: machine.RunTask) -> None:
         pass  # the services (or the conductor) run it

@@ -18,6 +18,7 @@ from podium.events import (
     TaskFailed,
     TaskSucceeded,
     TaskSummary,
+    WorkflowCancelAccepted,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -69,6 +70,16 @@ def started_event(
         causation_id=cause.id,
         correlation_id=cause.correlationid,
         traceparent=cause.traceparent,
+    )
+
+
+def cancel_accepted(state: WorkflowState, mode: Mode, reason: str, source: str) -> CloudEvent:
+    """The decider took a cancel of this workflow (one id: a repeat is the same event)."""
+    payload = WorkflowCancelAccepted(
+        workflow=state.name, version=state.version, reason=reason, mode=mode
+    )
+    return new_event(
+        payload, source=source, workflow_id=state.workflow_id, id=f"{state.workflow_id}:cancel"
     )
 
 

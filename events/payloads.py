@@ -45,6 +45,31 @@ class WorkflowTriggered(Payload):
     mode: Mode = Mode.ORCHESTRATION
 
 
+class WorkflowCancelRequested(Payload):
+    """A request to cancel a workflow (`podium cancel`, the HTTP API), keyed by its id.
+
+    Only the workflow's decider acts on it: the conductor (orchestration) or the
+    tracker (choreography), which answers with `WorkflowCancelAccepted` if the
+    workflow was still running when the request reached it.
+    """
+
+    event_type: ClassVar[str] = "podium.workflow.cancel_requested"
+    reason: str = ""
+
+
+class WorkflowCancelAccepted(Payload):
+    """The decider took a cancel: no new attempt from here on; a saga undoes what succeeded.
+
+    The choreography participants follow it (and the tracker, for an orchestrated
+    workflow), so every party cancels at the same point of the workflow's story:
+    the one its decider saw.
+    """
+
+    event_type: ClassVar[str] = "podium.workflow.cancel_accepted"
+    reason: str = ""
+    mode: Mode
+
+
 class WorkflowStarted(Payload):
     event_type: ClassVar[str] = "podium.workflow.started"
     input: dict[str, Any]
@@ -139,6 +164,8 @@ PAYLOADS: dict[str, type[Payload]] = {
     model.event_type: model
     for model in (
         WorkflowTriggered,
+        WorkflowCancelRequested,
+        WorkflowCancelAccepted,
         WorkflowStarted,
         WorkflowCompleted,
         WorkflowFailed,

@@ -4,7 +4,9 @@ All topics of one deployment have the same partition count and every record is
 keyed by workflow id, so all events of one workflow share a partition number:
 one conductor (or one choreography participant) owns each workflow.
 
-- `podium.triggers`: workflow.triggered (written by `podium trigger`)
+- `podium.triggers`: workflow.triggered (written by `podium trigger`), workflow.cancel_requested
+  (`podium cancel`, the API) and workflow.cancel_accepted (the conductor or tracker that
+  took the cancel, for the participants and the tracker to follow)
 - `podium.tasks.<type>.commands`: task.command for one task type (conductor)
 - `podium.tasks.<type>.outcomes`: task.succeeded / failed / skipped of that type, written
   by the service that ran it, on the partition its command (or join) lives on: one

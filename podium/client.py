@@ -17,6 +17,7 @@ from typing import Any
 from podium.events import (
     DecodeError,
     Mode,
+    WorkflowCancelRequested,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowTriggered,
@@ -145,6 +146,16 @@ class Client:
         if wait:
             await ack
         return workflow_id
+
+    async def cancel(
+        self, workflow_id: str, workflow: str, version: int, *, reason: str = "", wait: bool = True
+    ) -> None:
+        """Ask the workflow's conductor (or tracker) to cancel it; `expect` awaits its end."""
+        payload = WorkflowCancelRequested(workflow=workflow, version=version, reason=reason)
+        event = new_event(payload, source="podium/client", workflow_id=workflow_id)
+        ack = await send(self._producer, topics.TRIGGERS, encode(event))
+        if wait:
+            await ack
 
     async def flush(self) -> None:
         await self._producer.flush()

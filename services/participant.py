@@ -43,6 +43,7 @@ from podium.events import (
     TaskSkipped,
     TaskStarted,
     TaskSucceeded,
+    WorkflowCancelAccepted,
     WorkflowTriggered,
     encode,
     topics,
@@ -165,6 +166,12 @@ class Participant:
             join = self._join(partition, event.workflowid, definition)
             if join is not None:
                 self._apply(partition, join, rules.on_trigger(definition, join, data.input), now)
+        elif isinstance(data, WorkflowCancelAccepted):
+            found = self._joins.get(event.workflowid)
+            if data.mode != MODE or found is None:
+                return  # a conductor's workflow, or one this service has no part in (now)
+            definition = self.catalog.get(found[1].name, found[1].version)
+            self._apply(partition, found[1], rules.on_cancel(definition, found[1]), now)
         elif isinstance(data, TaskSucceeded | TaskFailed | TaskSkipped):
             if data.mode != MODE:
                 return  # an orchestrated workflow's outcome: its conductor's business

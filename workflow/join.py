@@ -59,7 +59,9 @@ class Join(BaseModel):
     compensations: dict[str, Mine] = Field(default_factory=dict)
     #: compensation status of every task, this participant's or observed
     undone: dict[str, S] = Field(default_factory=dict)
+    #: no task of the workflow goes on: one failed for good, or the workflow was cancelled
     failed: bool = False
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,16 @@ def on_observed(
     return advance(definition, join)
 
 
+def on_cancel(definition: Definition, join: Join) -> list[Action]:
+    """The workflow's decider (the tracker) took a cancel: as after a failure, no task starts
+    any more, retries are declined, and a saga undoes what succeeded."""
+    if join.input is None or join.cancelled:
+        return []
+    join.cancelled = True
+    join.failed = True
+    return advance(definition, join)
+
+
 def on_result(
     definition: Definition,
     join: Join,
@@ -233,7 +245,7 @@ def on_retry_due(join: Join, step: Step) -> list[Action]:
     if join.failed and not compensation:
         # the workflow failed meanwhile: start no new work (as the conductor), and say so,
         # so that whoever waits for this task's last word (the tracker) hears it
-        return [_decline(join, task_id, mine, "NotRetried", "not retried: the workflow failed")]
+        return [_decline(join, task_id, mine, "NotRetried", f"not retried: {_why(join)}")]
     mine.status = S.RUNNING
     mine.attempt += 1
     mine.retry_due = None
@@ -271,11 +283,15 @@ def _decline(join: Join, task_id: str, mine: Mine, error_type: str, reason: str)
     return Report(task_id, S.FAILED, reason, error_type, attempt=mine.attempt + 1)
 
 
+def _why(join: Join) -> str:
+    return "the workflow was cancelled" if join.cancelled else "the workflow failed"
+
+
 def _evaluate(definition: Definition, join: Join, task_id: str, mine: Mine) -> Action | None:
     verdict = readiness(definition, task_id, join.seen, join.input, join.workflow_id)
     if isinstance(verdict, Ready) and join.failed:
         # the workflow failed before this task started: it never does (as the conductor)
-        return _decline(join, task_id, mine, "NotStarted", "not started: the workflow failed")
+        return _decline(join, task_id, mine, "NotStarted", f"not started: {_why(join)}")
     if isinstance(verdict, Ready):
         mine.status, mine.attempt, mine.input = S.RUNNING, 1, verdict.input
         return Run(task_id, 1, verdict.input)

@@ -38,8 +38,13 @@ Rules (issue 11):
   first (until they end or time out, with no retry): a late success is undone
   too. With nothing to compensate the workflow goes straight through
   Compensating to Compensated.
-- the workflow timeout (while Running or Compensating) -> TimedOut; cancel ->
-  Cancelled (no compensation). Task states are left as they were.
+- the workflow timeout (while Running or Compensating) -> TimedOut. Task states
+  are left as they were.
+- cancel (while Running): no new attempt. ``on_failure: fail`` -> Cancelled at
+  once (attempts still running are abandoned); ``compensate`` -> Compensating as
+  after a failure (running attempts awaited, Succeeded tasks undone), then
+  Cancelled instead of Compensated (Failed if a compensation fails for good).
+  A workflow already Compensating goes on as it was.
 - ``WorkflowFinished`` is emitted exactly once, on entering a terminal state;
   any later event returns the state unchanged and no commands.
 
@@ -117,12 +122,27 @@ __all__ = [
     "WorkflowFinished",
     "WorkflowState",
     "WorkflowStatus",
+    "cancelled",
     "command_adapter",
     "decide",
     "event_adapter",
     "in_flight",
     "run_task",
 ]
+
+
+#: the error type of a cancelled workflow (its ``task_id`` is None: no task failed)
+CANCELLED = "Cancelled"
+
+
+def _cancelled(error: dict[str, Any] | None) -> bool:
+    """Whether a saga was set off by a cancel rather than a failed task."""
+    return error is not None and error.get("type") == CANCELLED and error.get("task_id") is None
+
+
+def cancelled(state: WorkflowState) -> bool:
+    """Whether a cancel took: the workflow ended Cancelled, or undoes (or undid) after one."""
+    return _cancelled(state.error) or state.status is WorkflowStatus.CANCELLED
 
 
 # -- decide ------------------------------------------------------------------
@@ -414,6 +434,18 @@ class _Decision:
             self.timers = {k: t for k, t in self.timers.items() if t.purpose == "workflow_timeout"}
             self.finish(WorkflowStatus.FAILED, error=failure)
             return
+        self.undo(failure)
+
+    def cancelled(self, reason: str) -> None:
+        """Cancel: no new attempt; undo what succeeded when the policy is to compensate."""
+        error = {"type": CANCELLED, "message": reason or "cancel requested", "task_id": None}
+        if self.definition.on_failure == "fail":
+            self.finish(WorkflowStatus.CANCELLED, error=error)
+        else:
+            self.undo(error)
+
+    def undo(self, failure: dict[str, Any]) -> None:
+        """The saga: Compensating, then the compensations in reverse completion order."""
         # a saga waits for the attempts still running: one that succeeds late must be
         # undone too, so their timeouts stay armed; retries are dropped (no new attempt)
         self.timers = {k: t for k, t in self.timers.items() if t.purpose != "retry"}
@@ -465,7 +497,10 @@ class _Decision:
 
     def next_compensation(self) -> None:
         if not self.queue:
-            self.finish(WorkflowStatus.COMPENSATED, error=self.error)
+            undone = (
+                WorkflowStatus.CANCELLED if _cancelled(self.error) else WorkflowStatus.COMPENSATED
+            )
+            self.finish(undone, error=self.error)
             return
         self.start_compensation(self.queue[0], 1)
 
@@ -743,10 +778,9 @@ def _retry_due(decision: _Decision, step: Step, attempt: int) -> None:
 
 
 def _on_cancel(decision: _Decision, event: CancelRequested) -> bool:
-    decision.finish(
-        WorkflowStatus.CANCELLED,
-        error={"type": "Cancelled", "message": event.reason or "cancel requested", "task_id": None},
-    )
+    if decision.status is not WorkflowStatus.RUNNING:
+        return False  # already undoing after a failure: the saga goes on
+    decision.cancelled(event.reason)
     return True
 
 

@@ -106,3 +106,24 @@ def test_an_undo_above_a_failed_compensation_is_not_awaited() -> None:
     rules.on_observed(SAGA, join, Step("b", compensation=True), S.FAILED, None, attempt=1)
     assert join.compensations["a"].status == S.PENDING  # the saga stopped at b, as orchestrated
     assert rules.settled(SAGA, join)
+
+
+def test_a_cancel_declines_what_would_start_and_undoes_what_succeeded() -> None:
+    join = participant("svc.a", "svc.b", "undo.a")
+    rules.on_trigger(SAGA, join, {})
+    run = Run("a", 1, {})
+    (b,) = rules.on_result(SAGA, join, run, S.SUCCEEDED, {}, retryable=True, now=0)
+    # b runs and has not succeeded: nothing below a is left to undo first
+    assert rules.on_cancel(SAGA, join) == [Run("a", 1, {}, compensation=True)]
+    assert rules.on_cancel(SAGA, join) == []  # the decision again (at-least-once)
+    assert rules.on_result(SAGA, join, b, S.FAILED, None, retryable=True, now=1) == []
+    assert join.tasks["b"].status == S.FAILED  # not retried
+
+
+def test_a_cancel_before_a_task_is_ready_declines_it_with_the_reason() -> None:
+    join = participant("svc.b")
+    rules.on_trigger(SAGA, join, {})
+    assert rules.on_cancel(SAGA, join) == []
+    (report,) = rules.on_observed(SAGA, join, Step("a"), S.SUCCEEDED, {}, attempt=1)
+    assert report == Report("b", S.FAILED, "not started: the workflow was cancelled", "NotStarted")
+    assert rules.settled(SAGA, join)

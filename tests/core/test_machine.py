@@ -519,14 +519,75 @@ def test_workflow_timeout_also_bounds_compensation() -> None:
     assert finished(run.fire("w:timeout"))[0].status is W.TIMED_OUT
 
 
-def test_cancel_ends_cancelled_without_compensation() -> None:
-    run = saga()
-    run.ok("a", {"id": 1})
+def test_cancel_with_the_fail_policy_ends_cancelled_at_once() -> None:
+    run = diamond()
+    run.ok("a")
     (done,) = finished(run.send(CancelRequested(reason="user asked")))
     assert done.status is W.CANCELLED
     assert done.error == {"type": "Cancelled", "message": "user asked", "task_id": None}
-    assert compensations(run.log) == []
-    assert run.st.status in TERMINAL
+    assert run.st.timers == {} and run.st.status in TERMINAL
+    assert run.ok("b") == [] and run.status("b") is S.RUNNING  # abandoned, not awaited
+
+
+def test_cancel_of_a_saga_awaits_running_attempts_undoes_and_ends_cancelled() -> None:
+    run = saga()
+    run.ok("a", {"id": 1})  # b and c are running
+    assert run.cancel("stop") == []  # nothing undone while they run
+    assert run.st.status is W.COMPENSATING
+    assert run.ok("b") == []  # a late success: undone too, once c has ended
+    started = run.fail("c", retryable=True)  # no retry once cancelled
+    assert run.status("c") is S.FAILED and not timers(started)
+    assert runs(started) == [] and compensations(started) == ["b"]
+    assert compensations(run.ok("b", compensation=True)) == ["a"]
+    (done,) = finished(run.ok("a", compensation=True))
+    assert done.status is W.CANCELLED
+    assert done.error == {"type": "Cancelled", "message": "stop", "task_id": None}
+    assert run.status("d") is S.PENDING  # never started
+
+
+def test_cancel_drops_a_pending_retry() -> None:
+    run = Run(definition(task("a", retry={"max_attempts": 3}), on_failure="compensate"))
+    run.fail("a")
+    assert run.status("a") is S.RETRYING
+    (done,) = finished(run.cancel())
+    assert done.status is W.CANCELLED  # nothing to undo, no retry awaited
+    assert run.st.timers == {}
+
+
+def test_cancel_while_compensating_changes_nothing() -> None:
+    run = saga()
+    run.ok("a", {"id": 1})
+    run.ok("b")
+    run.ok("c")
+    run.fail("d", retryable=False)
+    before = run.st
+    assert run.cancel() == [] and run.st is before
+    run.ok("b", compensation=True)
+    (done,) = finished(run.ok("a", compensation=True))
+    assert done.status is W.COMPENSATED
+
+
+def test_a_failed_compensation_after_a_cancel_fails_the_workflow() -> None:
+    run = saga()
+    run.ok("a", {"id": 1})
+    run.ok("b")
+    run.ok("c")
+    run.cancel()
+    assert compensations(run.fail("d")) == ["b"]  # d was running: awaited, not retried
+    run.fail("b", compensation=True, retryable=False)
+    (done,) = finished(run.log)
+    assert done.status is W.FAILED and done.error is not None
+    assert done.error["type"] == "CompensationFailed"
+    assert done.error["cause"]["type"] == "Cancelled"
+
+
+def test_a_task_error_named_cancelled_still_compensates() -> None:
+    run = saga()
+    run.ok("a", {"id": 1})
+    run.fail("b", retryable=False, error_type="Cancelled")
+    run.fail("c", retryable=False)
+    (done,) = finished(run.ok("a", compensation=True))
+    assert done.status is W.COMPENSATED
 
 
 def test_invalid_input_fails_at_start() -> None:
