@@ -139,7 +139,8 @@
   }
 
   function tasksOf(raw) {
-    const tasks = raw.tasks ?? raw.result?.tasks ?? {};
+    // an ended workflow's tasks are what its end event said; a running one's, the API's view
+    const tasks = raw.result?.tasks ?? raw.tasks ?? {};
     if (Array.isArray(tasks)) {
       return Object.fromEntries(tasks.map((t) => [t.task_id ?? t.id, t]));
     }
@@ -161,7 +162,8 @@
       name: raw.workflow ?? raw.name,
       version: raw.version,
       mode: raw.mode,
-      state: raw.state,
+      // the store hears of a saga's start only from its compensations' attempts
+      state: raw.state === "Running" && attempts.some((a) => a.compensation) ? "Compensating" : raw.state,
       started: toMs(raw.started_at),
       ended: toMs(raw.ended_at),
       input: raw.input,
@@ -182,6 +184,8 @@
       out[node.id] = {
         id: node.id,
         type: node.type,
+        when: node.when ?? null,
+        undo: node.compensate ?? null,
         state: known.state ?? "Pending",
         attempts: known.attempts ?? 0,
         compensation: null,
@@ -496,8 +500,6 @@
           "background-color": "data(colour)",
           "border-width": 1,
           "border-color": "rgba(0,0,0,0.2)",
-          "transition-property": "background-color",
-          "transition-duration": 200,
         },
       },
       { selector: 'node[state = "Skipped"]', style: { color: "#374151", "border-style": "dashed" } },
@@ -530,7 +532,9 @@
   function renderTasks(tasks) {
     const rows = Object.values(tasks).map((task) => h("tr", { "data-task": task.id, "data-state": task.state },
       h("td", { class: "mono", text: task.id }),
-      h("td", { class: "mono", text: task.type ?? "" }),
+      h("td", {}, h("span", { class: "mono", text: task.type ?? "" }),
+        task.undo ? h("div", { class: "hint mono", text: `undo: ${task.undo}` }) : null,
+        task.when ? h("div", { class: "hint mono", text: `when: ${task.when}` }) : null),
       h("td", {}, h("span", { class: `badge state state-${task.state}`, text: task.state })),
       h("td", { class: "num", text: task.attempts }),
       h("td", {}, task.compensation
