@@ -427,6 +427,86 @@ def history(
     show.print_history(workflow_id, entries)
 
 
+@app.command()
+def cancel(
+    workflow_id: str = typer.Argument(..., metavar="ID", help="Workflow id."),
+    reason: str = typer.Option("", "--reason", help="Said in the workflow's error."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the workflow to its end."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to wait."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    bootstrap_servers: str | None = BOOTSTRAP,
+    history_url: str | None = HISTORY_URL,
+) -> None:
+    """Cancel a recorded workflow: no new attempt; a saga undoes what succeeded; it ends Cancelled."""
+    from podium.client import Client, prepare_topics, result_json
+    from podium.workflow.states import TERMINAL
+
+    configure_logging()
+    settings = _settings(bootstrap_servers)
+    database = _database(history_url)
+    workflow = _read(_closing(database, database.workflow(workflow_id)))
+    if workflow is None:
+        raise _unknown(workflow_id, database)
+    if workflow["state"] in TERMINAL:
+        raise _fail(f"workflow {workflow_id} has ended: {workflow['state']}", 1)
+    if not settings.bootstrap_servers:
+        raise _fail(
+            "no bootstrap servers: set PODIUM_BOOTSTRAP_SERVERS or pass --bootstrap-servers"
+        )
+
+    async def go(bootstrap: str) -> int:
+        await prepare_topics(bootstrap, settings, set())
+        async with Client(bootstrap, settings) as client:
+            ended = client.expect(workflow_id)
+            await client.cancel(workflow_id, workflow["name"], workflow["version"], reason=reason)
+            if not wait:
+                print(f"podium: cancel of {workflow_id} requested", file=sys.stderr)
+                return 0
+            try:
+                result = await asyncio.wait_for(ended, timeout)
+            except TimeoutError:
+                raise _fail(f"workflow {workflow_id} did not end within {timeout}s", 1) from None
+        _print_result(result_json(workflow_id, result), as_json)
+        return 0 if result.state == "Cancelled" else 1
+
+    raise typer.Exit(_run(go(settings.bootstrap_servers)))
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+    definitions: Path | None = typer.Option(
+        None,
+        "--definitions",
+        help="Definitions to trigger (PODIUM_DEFINITIONS); reads need none.",
+    ),
+    bootstrap_servers: str | None = typer.Option(
+        None,
+        "--bootstrap-servers",
+        help="Kafka to trigger and cancel through (PODIUM_BOOTSTRAP_SERVERS); reads need none.",
+    ),
+    history_url: str | None = HISTORY_URL,
+) -> None:
+    """Serve the HTTP API and the dashboard: what is recorded; trigger and cancel."""
+    from podium.api import create_app
+    from podium.api.server import Server, ready
+    from podium.history.database import describe
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    catalog = _catalog(settings) if settings.definitions is not None else None
+    database = _database(history_url)
+    token = os.environ.get("PODIUM_API_TOKEN") or None
+    app = create_app(database, settings, catalog=catalog, token=token)
+    guarded = ", a bearer token to trigger and cancel" if token else ""
+    url = f"http://{host}:{{port}} (history {describe(database.url)}{guarded})"
+    server = Server(app, host, port, ready(url))
+    server.run()
+    if not server.started:
+        raise _fail(f"cannot serve on {host}:{port}", 1)
+
+
 async def _closing(database: Any, coroutine: Any) -> Any:
     try:
         return await coroutine

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,21 +204,83 @@ class Database:
         state: str | None = None,
         name: str | None = None,
         mode: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        ids: Collection[str] | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Newest first (by start), at most `limit`."""
+        """Newest first (by start), at most `limit` after skipping `offset`; started in
+        [`since`, `until`) when given (epoch seconds)."""
         table = schema.workflows
-        query = sa.select(table)
-        for column, value in (("state", state), ("name", name), ("mode", mode)):
-            if value is not None:
-                query = query.where(table.c[column] == value)
+        query = _filtered(sa.select(table), state, name, mode, since, until)
+        if ids is not None:
+            query = query.where(table.c.workflow_id.in_(list(ids)))
         order = (table.c.started_at.desc().nulls_first(), table.c.workflow_id)
-        return await self._read(query.order_by(*order).limit(limit))
+        return await self._read(query.order_by(*order).limit(limit).offset(offset))
+
+    async def count(
+        self,
+        *,
+        state: str | None = None,
+        name: str | None = None,
+        mode: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, int]:
+        """How many workflows the filters select, by state."""
+        table = schema.workflows
+        query = sa.select(table.c.state, sa.func.count().label("n")).group_by(table.c.state)
+        rows = await self._read(_filtered(query, state, name, mode, since, until))
+        return {row["state"]: row["n"] for row in rows}
+
+    async def fingerprints(self, newest: int) -> dict[str, tuple[Any, ...]]:
+        """What changes when a workflow's rows change, for the newest workflows and every one
+        not ended: its state and end, and its attempts' number, ends and precedences."""
+        workflows, attempts = schema.workflows, schema.attempts
+        recent = sa.select(workflows.c.workflow_id).order_by(
+            workflows.c.started_at.desc().nulls_first()
+        )
+        watched = sa.or_(
+            workflows.c.ended_at.is_(None),
+            workflows.c.workflow_id.in_(recent.limit(newest).scalar_subquery()),
+        )
+        tally = (
+            sa.select(
+                attempts.c.workflow_id,
+                sa.func.count().label("attempts"),
+                sa.func.count(attempts.c.ended_at).label("ended"),
+                sa.func.sum(attempts.c.precedence).label("precedence"),
+            )
+            .group_by(attempts.c.workflow_id)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                workflows.c.workflow_id,
+                workflows.c.state,
+                workflows.c.ended_at,
+                workflows.c.precedence,
+                tally.c.attempts,
+                tally.c.ended,
+                tally.c.precedence.label("attempt_precedence"),
+            )
+            .outerjoin(tally, tally.c.workflow_id == workflows.c.workflow_id)
+            .where(watched)
+        )
+        rows = await self._read(query)
+        return {row.pop("workflow_id"): tuple(row.values()) for row in rows}
 
     async def attempts(self, workflow_id: str) -> list[dict[str, Any]]:
         table = schema.attempts
         query = sa.select(table).where(table.c.workflow_id == workflow_id)
         return await self._read(query.order_by(table.c.task_id, table.c.attempt))
+
+    async def definitions(self) -> list[dict[str, Any]]:
+        """Every definition recorded, by name and version."""
+        table = schema.definitions
+        rows = await self._read(sa.select(table.c.body).order_by(table.c.name, table.c.version))
+        return [row["body"] for row in rows]
 
     async def definition(self, name: str, version: int) -> dict[str, Any] | None:
         table = schema.definitions
@@ -237,6 +299,25 @@ class Database:
                 return [dict(row._mapping) for row in result]
         except (OSError, exc.DBAPIError) as error:
             raise HistoryError(_line(error)) from None
+
+
+def _filtered(
+    query: sa.Select[Any],
+    state: str | None,
+    name: str | None,
+    mode: str | None,
+    since: float | None,
+    until: float | None,
+) -> sa.Select[Any]:
+    table = schema.workflows
+    for column, value in (("state", state), ("name", name), ("mode", mode)):
+        if value is not None:
+            query = query.where(table.c[column] == value)
+    if since is not None:
+        query = query.where(table.c.started_at >= since)
+    if until is not None:
+        query = query.where(table.c.started_at < until)
+    return query
 
 
 def _upgrade(connection: Connection) -> None:

@@ -56,6 +56,46 @@ def summary(workflow: Row) -> dict[str, Any]:
     }
 
 
+def attempt(row: Row) -> dict[str, Any]:
+    """One attempt as the API shows it: times as ISO text, durations in seconds."""
+    return {
+        "task_id": row["task_id"],
+        "task_type": row["task_type"],
+        "attempt": row["attempt"],
+        "compensation": row["compensation"],
+        "state": row["state"],
+        "input": row["input"],
+        "output": row["output"],
+        "error": row["error"],
+        "scheduled_at": iso(row["scheduled_at"]),
+        "started_at": iso(row["started_at"]),
+        "ended_at": iso(row["ended_at"]),
+        "duration_s": row["duration_s"],
+        "queued_s": row["queued_s"],
+        "reason": row["reason"],
+    }
+
+
+def dag(definition: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A definition's graph: a node per task, an edge per dependency (empty: none stored)."""
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, str]] = []
+    for task in (definition or {}).get("tasks", ()):
+        depends_on = list(task.get("depends_on") or ())
+        compensate = task.get("compensate") or {}
+        nodes.append(
+            {
+                "id": task["id"],
+                "type": task.get("type"),
+                "depends_on": depends_on,
+                "when": task.get("when"),
+                "compensate": compensate.get("type"),
+            }
+        )
+        edges.extend({"from": upstream, "to": task["id"]} for upstream in depends_on)
+    return {"nodes": nodes, "edges": edges}
+
+
 def progress(
     workflow: Row, attempts: Sequence[Row], definition: Mapping[str, Any] | None
 ) -> dict[str, Any]:

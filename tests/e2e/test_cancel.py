@@ -8,7 +8,7 @@ it follows); in choreography the tracker takes it and the participants follow.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -35,9 +35,7 @@ def calls(workflow_id: str) -> list[tuple[str, int, bool]]:
 
 async def running(workflow_id: str, task_id: str, timeout: float = 10) -> None:
     """Until the task's handler has been called."""
-    async with asyncio.timeout(timeout):
-        while not any(task == task_id for task, _, _ in calls(workflow_id)):
-            await asyncio.sleep(0.005)
+    await _until(lambda: any(task == task_id for task, _, _ in calls(workflow_id)), timeout)
 
 
 async def cancel_mid_run(deployment: Deployment, name: str) -> str:
@@ -99,7 +97,9 @@ async def test_a_cancel_of_an_ended_workflow_answers_with_its_end(
         assert await asyncio.wait_for(again, 10) == first
 
 
-async def _until(condition, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
+async def _until(condition: Callable[[], bool], timeout: float = 5) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.005)

@@ -1,0 +1,35 @@
+"""The API on uvicorn, for `podium api`: it says where it listens once it does."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, calling `on_ready(port)` once its sockets listen (SIGTERM stops it)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, on_ready: Callable[[int], None]):
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            ports = {s.getsockname()[1] for server in self.servers for s in server.sockets}
+            self.on_ready(min(ports))
+
+
+def ready(url: str) -> Callable[[int], None]:
+    """What `podium api` prints on stderr once it listens (`url` has a `{port}`)."""
+
+    def announce(port: int) -> None:
+        print(f"podium: API on {url.replace('{port}', str(port))}", file=sys.stderr)
+        print("podium: ready", file=sys.stderr, flush=True)
+
+    return announce
