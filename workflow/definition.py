@@ -11,6 +11,7 @@ cached on the instance.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,8 +37,8 @@ from podium.workflow.validation import (
     Issue,
     backoff_message,
     graph_issues,
+    size_issues,
     strip_template,
-    upstream_sets,
 )
 
 __all__ = [
@@ -168,11 +169,14 @@ class Plan:
     tasks: Mapping[str, CompiledTask]
     roots: tuple[str, ...]
     sinks: tuple[str, ...]
-    upstream: Mapping[str, frozenset[str]]
     output: Template | None
 
 
 class Definition(_Model):
+    # an error's text leaves the input out: printing a definition that shares values
+    # through YAML aliases would expand them (the problems name the task and field)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     name: Annotated[str, AfterValidator(_check_name)]
     version: int = Field(1, ge=1)
     on_failure: Literal["fail", "compensate"] = "fail"
@@ -188,9 +192,11 @@ class Definition(_Model):
     def _graph(self, info: ValidationInfo) -> Definition:
         if info.context and info.context.get(SKIP_GRAPH_CHECKS):
             return self
-        errors = [issue for issue in graph_issues(self.model_dump()) if issue.severity == "error"]
-        if self.input_schema is not None:
-            errors.extend(schema_issues(self.input_schema))
+        errors = size_issues(self)  # before model_dump expands what aliases share
+        if not errors:
+            errors = [i for i in graph_issues(self.model_dump()) if i.severity == "error"]
+            if self.input_schema is not None:
+                errors.extend(schema_issues(self.input_schema))
         if errors:
             raise ValueError(
                 "; ".join(f"task '{i.task}': {i.message}" if i.task else i.message for i in errors)
@@ -276,16 +282,16 @@ def _topological(tasks: tuple[TaskSpec, ...]) -> tuple[str, ...]:
     for task in tasks:
         for dep in task.depends_on:
             dependents[dep].append(task.id)
-    ready = sorted((tid for tid, n in remaining.items() if n == 0), key=position.__getitem__)
+    ready = [position[tid] for tid, n in remaining.items() if n == 0]
+    heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        tid = ready.pop(0)
+        tid = tasks[heapq.heappop(ready)].id
         order.append(tid)
         for child in dependents[tid]:
             remaining[child] -= 1
             if remaining[child] == 0:
-                ready.append(child)
-                ready.sort(key=position.__getitem__)
+                heapq.heappush(ready, position[child])
     if len(order) != len(tasks):
         raise ValueError("definition has a dependency cycle")
     return tuple(order)
@@ -322,6 +328,5 @@ def _compile(definition: Definition) -> Plan:
         tasks=compiled,
         roots=tuple(tid for tid in order if not graph[tid]),
         sinks=tuple(tid for tid in order if not dependents[tid]),
-        upstream=upstream_sets(graph),
         output=compile_template(definition.output) if definition.output is not None else None,
     )

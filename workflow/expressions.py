@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -136,8 +137,17 @@ class Expression:
 
 
 def compile_expression(source: str) -> Expression:
-    """Compile ``source`` once; raise ``ExpressionError`` if it does not parse or names unknown variables."""
-    source = source.strip()
+    """Compile ``source`` once; raise ``ExpressionError`` if it does not parse or names unknown variables.
+
+    Compiled expressions are cached by source: a definition repeats its sources
+    (``${ workflow.input.sku }``, or a value a YAML alias shares between places), and
+    validation and the plan both compile them.
+    """
+    return _compile(source.strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(source: str) -> Expression:
     try:
         program = cel.compile(source)
     except Exception as error:
@@ -245,7 +255,7 @@ class Template:
 def compile_template(value: Any) -> Template:
     """Compile every ``${ }`` in ``value`` (a literal, string, dict or list)."""
     expressions: list[Expression] = []
-    render = _compile_value(value, expressions)
+    render = _compile_value(value, expressions, {})
     refs = frozenset(ref for expression in expressions for ref in expression.tasks)
     return Template(render, value if render is None else None, tuple(expressions), refs)
 
@@ -264,22 +274,36 @@ def iter_expression_sources(value: Any, path: str = "") -> Iterator[tuple[str, s
             yield from iter_expression_sources(item, f"{path}[{index}]")
 
 
-def _compile_value(value: Any, out: list[Expression]) -> Render | None:
+def _compile_value(
+    value: Any, out: list[Expression], shared: dict[int, Render | None]
+) -> Render | None:
+    """The render function of ``value``; ``shared`` holds those of the containers compiled
+    so far, by identity: a value a YAML alias puts in many places is compiled once."""
     if isinstance(value, str):
         return _compile_string(value, out)
+    if isinstance(value, Mapping | list | tuple):
+        if id(value) not in shared:
+            shared[id(value)] = _compile_container(value, out, shared)
+        return shared[id(value)]
+    return None
+
+
+def _compile_container(
+    value: Mapping[Any, Any] | list[Any] | tuple[Any, ...],
+    out: list[Expression],
+    shared: dict[int, Render | None],
+) -> Render | None:
     if isinstance(value, Mapping):
-        items = [(str(key), item, _compile_value(item, out)) for key, item in value.items()]
+        items = [(str(key), item, _compile_value(item, out, shared)) for key, item in value.items()]
         if all(render is None for _, _, render in items):
             return None
         pairs = [(key, item if render is None else render) for key, item, render in items]
         dynamic = frozenset(key for key, _, render in items if render is not None)
         return lambda ctx: {key: (part(ctx) if key in dynamic else part) for key, part in pairs}
-    if isinstance(value, list | tuple):
-        parts = [(item, _compile_value(item, out)) for item in value]
-        if all(render is None for _, render in parts):
-            return None
-        return lambda ctx: [item if render is None else render(ctx) for item, render in parts]
-    return None
+    parts = [(item, _compile_value(item, out, shared)) for item in value]
+    if all(render is None for _, render in parts):
+        return None
+    return lambda ctx: [item if render is None else render(ctx) for item, render in parts]
 
 
 def _compile_string(text: str, out: list[Expression]) -> Render | None:

@@ -364,3 +364,106 @@ def test_model_copy_with_changes_drops_the_cached_plan() -> None:
     changed = d.model_copy(update={"tasks": (d.task("a").model_copy(update={"id": "b"}),)})
     assert same.plan is d.plan
     assert changed.plan.roots == ("b",)
+
+
+# -- definitions at scale and hostile ones (figures: benchmarks/definitions.py) ------------
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["name: bomb", "tasks:", "  - id: a", "    type: t.a", "    input:"]
+    lines.append('      l0: &l0 ["${ workflow.input.x }"]')
+    lines += [f"      l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_naming_the_task_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(9))  # 9^8 = 43 million expressions once expanded
+    definitions, problems = validate_files([path])
+    assert definitions == {}
+    (problem,) = problems
+    assert (problem.task, problem.line) == ("a", 14)
+    assert problem.message.startswith("input.l8: expands to 91,474,282 values through YAML aliases")
+    assert "at most 1,000,000" in problem.message
+
+
+def test_a_value_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: x\ntasks:\n  - id: a\n    type: t.a\n    input: {l: &l [1, *l]}\n")
+    (problem,) = validate_files([path])[1]
+    assert problem.task == "a" and problem.message.startswith("input.l[1]: contains itself")
+
+
+def test_the_model_built_directly_refuses_a_bomb_too() -> None:
+    shared: list[object] = ["${ workflow.input.x }"]
+    for _ in range(8):
+        shared = [shared] * 9
+    with pytest.raises(ValidationError, match=r"task 'a': input\.l: expands to"):
+        Definition.model_validate(
+            {"name": "x", "tasks": [{"id": "a", "type": "t", "input": {"l": shared}}]}
+        )
+
+
+def test_aliases_under_the_bound_are_values_like_any_other(tmp_path: Path) -> None:
+    path = tmp_path / "shared.yaml"
+    path.write_text(
+        "name: x\nretry: &r {max_attempts: 3, backoff: 1s}\nshared: &s {v: '${ workflow.input.v }'}\n"
+        "tasks:\n  - {id: a, type: t.a, retry: *r, input: {p: *s, q: [*s, *s]}}\n"
+        "  - {id: b, type: t.a, depends_on: [a], retry: *r, input: *s}\n"
+    )
+    _, problems = validate_files([path])
+    assert [p.message for p in problems] == ["unknown field 'retry'", "unknown field 'shared'"]
+    data = {
+        "name": "x",
+        "tasks": [
+            {
+                "id": "a",
+                "type": "t",
+                "input": {"p": (s := {"v": "${ workflow.input.v }"}), "q": [s, s]},
+            },
+            {"id": "b", "type": "t", "depends_on": ["a"], "input": s},
+        ],
+    }
+    plan = parse_definition(data).plan
+    rendered = plan.tasks["a"].input.render({"workflow": {"input": {"v": 7}}})
+    assert rendered == {"p": {"v": 7}, "q": [{"v": 7}, {"v": 7}]}
+    assert rendered["q"][0] is not rendered["q"][1]  # rendered apart: nothing shared downstream
+    assert plan.tasks["b"].input.render({"workflow": {"input": {"v": 8}}}) == {"v": 8}
+
+
+def test_a_long_chain_listed_downstream_first_validates() -> None:
+    # thousands deep: the cycle search and the upstream check must not recurse
+    n = 3000
+    tasks = [
+        {
+            "id": f"t{i}",
+            "type": "t",
+            **({"depends_on": [f"t{i - 1}"]} if i else {}),
+            "input": {
+                "x": f"${{ tasks.t{max(i - 1, 0)}.output.x }}" if i else "${ workflow.input.x }"
+            },
+        }
+        for i in range(n)
+    ][::-1]
+    tasks[0]["when"] = "tasks.t0.output.ok"  # transitively upstream: allowed
+    definition = parse_definition({"name": "x", "tasks": tasks})
+    assert definition.order[:2] == ("t0", "t1") and definition.order[-1] == f"t{n - 1}"
+    tasks[-1]["when"] = f"tasks.t{n - 1}.output.ok"  # t0 refers to the last task: downstream
+    with pytest.raises(DefinitionError, match=f"task 't{n - 1}', which is not upstream of 't0'"):
+        parse_definition({"name": "x", "tasks": tasks})
+
+
+def test_upstream_is_checked_across_a_cycle_elsewhere() -> None:
+    tasks = [
+        {"id": "a", "type": "t"},
+        {"id": "b", "type": "t", "depends_on": ["a"]},
+        {"id": "c", "type": "t", "depends_on": ["b"], "input": {"x": "${ tasks.a.output }"}},
+        {"id": "d", "type": "t", "depends_on": ["e"], "input": {"x": "${ tasks.c.output }"}},
+        {"id": "e", "type": "t", "depends_on": ["d"], "input": {"x": "${ tasks.d.output }"}},
+    ]
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition({"name": "x", "tasks": tasks})
+    assert [str(p) for p in caught.value.problems] == [
+        "<memory>: task 'd': dependency cycle: d -> e -> d",
+        "<memory>: task 'd': input.x: expression refers to task 'c', which is not upstream of 'd'",
+    ]
