@@ -531,15 +531,14 @@
 
   function renderTasks(tasks) {
     const rows = Object.values(tasks).map((task) => h("tr", { "data-task": task.id, "data-state": task.state },
-      h("td", { class: "mono", text: task.id }),
-      h("td", {}, h("span", { class: "mono", text: task.type ?? "" }),
-        task.undo ? h("div", { class: "hint mono", text: `undo: ${task.undo}` }) : null,
-        task.when ? h("div", { class: "hint mono", text: `when: ${task.when}` }) : null),
+      h("td", {}, h("span", { class: "mono task-id", text: task.id }),
+        task.type ? h("div", { class: "hint mono", text: task.type }) : null,
+        task.when ? h("div", { class: "hint mono", text: `when ${task.when}` }) : null),
       h("td", {}, h("span", { class: `badge state state-${task.state}`, text: task.state })),
       h("td", { class: "num", text: task.attempts }),
       h("td", {}, task.compensation
         ? h("span", { class: "badge compensation", "data-compensation": task.compensation, text: `↺ ${compensationLabel(task.compensation)}` })
-        : ""),
+        : task.undo ? h("span", { class: "hint mono", text: task.undo }) : ""),
     ));
     $("#tasks tbody").replaceChildren(...rows);
   }
@@ -619,7 +618,7 @@
         group,
         start: a.begin,
         end: Math.max(end, a.begin + 1),
-        content: `#${a.attempt} ${shownState}`,
+        content: `${a.compensation ? "↺ " : ""}#${a.attempt} ${shownState}`,
         className: `attempt state-${a.state}${a.compensation ? " compensation" : ""}${running ? " running" : ""}`,
         title: attemptTitle(a, end),
         task: a.task,
