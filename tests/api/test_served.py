@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -119,6 +122,35 @@ async def test_trigger_follow_the_stream_and_cancel_over_http(
             await listening
         metrics = await http.get("/metrics", follow_redirects=False)
         assert metrics.status_code == 200
+
+
+async def test_podium_cancel_stops_a_running_workflow(
+    deployment: None, served: str, kafka: str, history_url: str
+) -> None:
+    env = {**os.environ, "PODIUM_BOOTSTRAP_SERVERS": kafka, "PODIUM_HISTORY_URL": history_url}
+
+    async def podium(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "podium", *args, env=env, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    async with httpx.AsyncClient(base_url=served, timeout=10) as http:
+        slow = {"workflow": "cancel_plain", "input": {"sleep": 3}}
+        workflow_id = (await http.post("/api/workflows", json=slow, headers=AUTH)).json()[
+            "workflow_id"
+        ]
+        await eventually(_attempt_running(http, workflow_id, "slow"), 20)
+    code, out, err = await podium("cancel", workflow_id, "--reason", "by hand", "--wait", "--json")
+    assert code == 0, err
+    result = orjson.loads(out)
+    assert result["state"] == "Cancelled" and result["error"]["message"] == "by hand"
+    code, _, err = await podium("cancel", workflow_id)
+    assert code == 1 and "has ended: Cancelled" in err
+    code, _, err = await podium("cancel", "no-such-workflow")
+    assert code == 1 and "no workflow 'no-such-workflow'" in err
 
 
 # schemathesis draws with `random` inside its strategies, which Hypothesis deprecates
