@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from podium.runtime.component import Component
 from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definition
+from podium.workflow.machine import WorkflowState, cancelled
 from tests.browser import gates
 
 CHECKOUT = load_definition(Path(__file__).with_name("checkout.yaml"))
@@ -83,7 +85,10 @@ async def page(browser: Any, request: pytest.FixtureRequest) -> AsyncIterator[An
 @dataclass
 class Deployment:
     mode: Mode
+    address: str
     client: Client
+    #: workflow id -> set once its decider (conductor or tracker) has taken a cancel
+    cancels: defaultdict[str, asyncio.Event]
 
     async def start(self, input: dict[str, Any]) -> str:
         return await self.client.trigger(CHECKOUT, input, mode=self.mode)
@@ -97,6 +102,9 @@ class Dashboard:
     async def start(self, mode: Mode, input: dict[str, Any]) -> str:
         return await self.deployments[mode].start(input)
 
+    async def cancel_taken(self, mode: Mode, workflow_id: str, timeout: float = 10) -> None:
+        await asyncio.wait_for(self.deployments[mode].cancels[workflow_id].wait(), timeout)
+
     @staticmethod
     def open_gate(workflow_id: str, name: str) -> None:
         gates.open_gate(workflow_id, name)
@@ -104,13 +112,15 @@ class Dashboard:
 
 @pytest.fixture(scope="module")
 async def dashboard(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dashboard]:
-    """Both modes' deployments recording into one history, and the API serving it."""
+    """Both modes' deployments recording into one history, and the API serving it (it
+    publishes cancels to the orchestration deployment's bus)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'history.db'}"
     async with contextlib.AsyncExitStack() as stack:
         deployments = {}
         for mode in Mode:
             deployments[mode] = await stack.enter_async_context(_deployment(mode, url))
-        address = await stack.enter_async_context(_serve(url))
+        bus = deployments[Mode.ORCHESTRATION].address
+        address = await stack.enter_async_context(_serve(url, bus))
         yield Dashboard(address, deployments)
 
 
@@ -120,13 +130,21 @@ async def _deployment(mode: Mode, history_url: str) -> AsyncIterator[Deployment]
     settings = Settings(bootstrap_servers=address)
     catalog = Catalog([CHECKOUT])
     await prepare_topics(address, settings, catalog.task_types)
-    parts: list[Component] = build_parts(catalog, gates.services, address, settings, mode)
+    cancels: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def on_state(state: WorkflowState) -> None:
+        if cancelled(state):
+            cancels[state.workflow_id].set()
+
+    parts: list[Component] = build_parts(
+        catalog, gates.services, address, settings, mode, on_state=on_state
+    )
     parts.append(Recorder(catalog, address, settings, Database(history_url)))
     tasks = [asyncio.create_task(part.run()) for part in parts]
     try:
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in parts)), 30)
         async with Client(address, settings) as client:
-            yield Deployment(mode, client)
+            yield Deployment(mode, address, client, cancels)
     finally:
         for part in parts:
             part.stop()
@@ -137,10 +155,10 @@ async def _deployment(mode: Mode, history_url: str) -> AsyncIterator[Deployment]
 
 
 @contextlib.asynccontextmanager
-async def _serve(history_url: str) -> AsyncIterator[str]:
+async def _serve(history_url: str, bootstrap_servers: str) -> AsyncIterator[str]:
     """The API app as `podium api` serves it, in this process, on a free loopback port."""
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    app = create_app(Database(history_url), Settings())
+    app = create_app(Database(history_url), Settings(bootstrap_servers=bootstrap_servers))
     server = Server(app, "127.0.0.1", 0, on_ready=listening.set_result)
     serving = asyncio.create_task(server.serve())
     try:

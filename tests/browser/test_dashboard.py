@@ -126,3 +126,28 @@ async def test_a_workflow_is_followed_live_from_the_list_to_its_compensation(
     await page.locator("a.back").click()
     await expect(row.locator(".badge.state")).to_have_text("Compensated")
     await expect(page.locator('#counts [data-state="Compensated"] b')).not_to_have_text("0")
+
+
+async def test_a_running_workflow_is_cancelled_from_its_page(
+    dashboard: Dashboard, page: Any
+) -> None:
+    """Orchestration: the conductor decides the retries, so once it has taken the cancel
+    no attempt follows the running one."""
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    mode = Mode.ORCHESTRATION
+    workflow_id = await dashboard.start(mode, {"sku": "C-3", "amount": 10})
+    await page.goto(f"{dashboard.url}#/workflows/{workflow_id}")
+    await node_state(page, "reserve", "Running")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel workflow <id>?"
+    async with page.expect_response(f"**/api/workflows/{workflow_id}/cancel") as answer:
+        await page.locator("#cancel").click()
+    assert (await answer.value).status == 202
+    await dashboard.cancel_taken(mode, workflow_id)
+    dashboard.open_gate(workflow_id, "reserve-1")  # the running attempt fails; no retry
+    await expect(page.locator("#workflow-state")).to_have_text("Cancelled")
+    await expect(page.locator("#cancel")).to_be_hidden()
+    await expect(page.locator("#attempts tbody tr")).to_have_count(1)
+    await node_state(page, "charge", "Pending")
+    await expect(page.locator("#workflow-data")).to_contain_text("cancelled from the dashboard")
+    await screenshot(page, "orchestration-5-cancelled")

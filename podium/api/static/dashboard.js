@@ -728,7 +728,11 @@
     const id = view.workflowId;
     if (!id || !window.confirm(`Cancel workflow ${id}?`)) return;
     try {
-      await api(`workflows/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+      await api(`workflows/${encodeURIComponent(id)}/cancel`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: "cancelled from the dashboard" }),
+      });
     } catch (error) {
       if (error.status === 401 || error.status === 403) {
         const token = window.prompt("This API needs a token to cancel (PODIUM_API_TOKEN):");
