@@ -31,6 +31,7 @@ from podium.events import (
 )
 from podium.services.errors import TaskError
 from podium.services.service import Context, Registration
+from podium.workflow.failures import attempt_timed_out
 
 log = logging.getLogger("podium.service")
 
@@ -92,8 +93,9 @@ async def _attempt(
         return failure(command, exc.type, exc.message, exc.retryable)
     except ValidationError as exc:
         return failure(command, "InputValidationError", str(exc), retryable=False)
-    except TimeoutError:
-        return failure(command, "TimeoutError", f"attempt exceeded {command.timeout}s", True)
+    except TimeoutError:  # the same error the conductor's timer gives in orchestration
+        error = attempt_timed_out(command.attempt, command.timeout)
+        return failure(command, error["type"], error["message"], error["retryable"])
     except _NotJSON as exc:
         return failure(command, "OutputNotSerializable", str(exc), retryable=False)
     except _TooLarge as exc:

@@ -27,7 +27,8 @@ Rules (issue 11):
   retryable, error type ``ExpressionError``.
 - a retryable failure with attempts left: Retrying plus a backoff timer; its
   firing starts the next attempt. Otherwise the task Fails.
-- an attempt timeout fails that attempt (retryable, error type ``Timeout``).
+- an attempt timeout fails that attempt (retryable, error type ``Timeout``;
+  ``failures.attempt_timed_out``, as the services report it too).
 - outcomes of an attempt other than the current one, duplicates, and outcomes
   arriving after the workflow left Running are ignored (compensation outcomes
   are accepted while Compensating).
@@ -76,6 +77,7 @@ from podium.workflow.choreography import (
 )
 from podium.workflow.definition import Compensation, Definition, TaskSpec
 from podium.workflow.expressions import ExpressionError, Outcome
+from podium.workflow.failures import attempt_timed_out
 from podium.workflow.ids import jitter_salt
 from podium.workflow.messages import (
     CancelRequested,
@@ -429,7 +431,13 @@ class _Decision:
     # -- workflow-level
 
     def workflow_failed(self, tid: str, error: dict[str, Any]) -> None:
-        failure = {"type": error["type"], "message": error["message"], "task_id": tid}
+        # the workflow's error is its failing task's error, retryable flag and all
+        failure = {
+            "type": error["type"],
+            "message": error["message"],
+            "retryable": bool(error.get("retryable", False)),
+            "task_id": tid,
+        }
         if self.definition.on_failure == "fail":
             self.timers = {k: t for k, t in self.timers.items() if t.purpose == "workflow_timeout"}
             self.finish(WorkflowStatus.FAILED, error=failure)
@@ -755,12 +763,7 @@ def _on_timer(decision: _Decision, event: TimerFired) -> bool:
     # attempt_timeout: that attempt failed, retryable
     if not _current(decision, step, attempt):
         return True
-    limit = decision.definition.spec_of(step).timeout
-    error = {
-        "type": "Timeout",
-        "message": f"attempt {attempt} timed out after {limit or 0:g}s",
-        "retryable": True,
-    }
+    error = attempt_timed_out(attempt, decision.definition.spec_of(step).timeout)
     _attempt_failed(decision, step, attempt, error)
     return True
 

@@ -215,7 +215,12 @@ def test_non_retryable_failure_fails_at_once() -> None:
     run = Run(definition(task("a", retry={"max_attempts": 5})))
     done = run.fail("a", retryable=False)
     assert run.status("a") is S.FAILED
-    assert finished(done)[0].error == {"type": "Boom", "message": "boom", "task_id": "a"}
+    assert finished(done)[0].error == {
+        "type": "Boom",
+        "message": "boom",
+        "retryable": False,
+        "task_id": "a",
+    }
 
 
 def test_backoff_is_capped() -> None:
@@ -269,6 +274,16 @@ def test_attempt_timeout_fails_the_attempt_retryably_and_its_late_outcome_is_ign
     assert run.st is before
     assert runs(run.ok("a", "fresh", attempt=2)) == ["b"]
     assert run.st.tasks["a"].output == "fresh"
+
+
+def test_a_workflow_failed_by_a_timeout_carries_the_task_error_retryable_and_all() -> None:
+    run = Run(definition(task("a", timeout="2s", retry={"max_attempts": 2})), workflow_id="w")
+    run.fire("w:a:timeout:1", at=1002.0)
+    run.fire("w:a:retry:2", at=1003.0)
+    (done,) = finished(run.fire("w:a:timeout:2", at=1005.0))
+    timed_out = {"type": "Timeout", "message": "attempt 2 timed out after 2s", "retryable": True}
+    assert run.st.tasks["a"].error == timed_out
+    assert done.error == {**timed_out, "task_id": "a"}
 
 
 def test_timeout_timer_of_a_finished_attempt_is_dropped_and_ignored() -> None:
@@ -357,7 +372,7 @@ def test_compensations_run_one_at_a_time_in_reverse_completion_order() -> None:
     assert run_task(nxt, "a").input == {"id": "A1"}
     (done,) = finished(run.ok("a", compensation=True))
     assert done.status is W.COMPENSATED
-    assert done.error == {"type": "Boom", "message": "boom", "task_id": "d"}
+    assert done.error == {"type": "Boom", "message": "boom", "retryable": False, "task_id": "d"}
     comp_entries = [(h.task_id, h.to_state) for h in run.st.history if h.compensation]
     assert comp_entries == [
         ("b", "Running"),
@@ -455,7 +470,12 @@ def test_compensation_is_retried_then_failure_fails_the_workflow() -> None:
     (done,) = finished(run.fail("b", compensation=True))
     assert done.status is W.FAILED
     assert done.error is not None and done.error["type"] == "CompensationFailed"
-    assert done.error["cause"] == {"type": "Boom", "message": "boom", "task_id": "c"}
+    assert done.error["cause"] == {
+        "type": "Boom",
+        "message": "boom",
+        "retryable": False,
+        "task_id": "c",
+    }
 
 
 def test_compensation_outcomes_are_ignored_while_running() -> None:

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from podium.client import InputRejected
-from podium.events import topics
+from podium.events import ErrorInfo, topics
 from podium.runtime.kafka import make_consumer, make_producer
 from podium.workflow.definition import Definition
 from tests.e2e import random_dags
@@ -56,6 +56,15 @@ async def test_attempt_timeout_counts_as_a_retryable_failure(deployment: Deploym
     assert result.state == "Succeeded"
     assert attempts_of(result, "slow") == 2
     assert result.tasks["slow"].output == {"task": "slow", "echo": "second"}
+
+
+async def test_an_attempt_timeout_is_the_same_error_in_both_modes(deployment: Deployment) -> None:
+    result = await deployment.run("timed_out", {})
+    assert result.state == "Failed"
+    timed_out = ErrorInfo(type="Timeout", message="attempt 2 timed out after 0.2s", retryable=True)
+    assert (result.tasks["slow"].state, result.tasks["slow"].attempts) == ("Failed", 2)
+    assert result.tasks["slow"].error == timed_out
+    assert result.error == timed_out  # the workflow's error is its failing task's
 
 
 @pytest.mark.parametrize("enrich", [False, True])
