@@ -49,7 +49,7 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 def chromium() -> str | None:
     named = os.environ.get("PODIUM_CHROMIUM")
     if named:
-        return named
+        return shutil.which(named)
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
