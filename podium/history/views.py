@@ -199,8 +199,8 @@ def _initial(entry: Row) -> str | None:
 def _phase(entry: Row) -> int:
     """Order among transitions at one instant: the workflow starts first and ends last."""
     if entry["task_id"] != WORKFLOW:
-        return 1
-    return 0 if entry["state"] == "Running" else 2 if entry["state"] == "Compensating" else 3
+        return 3 if entry["compensation"] else 1  # a saga starts before its first undo
+    return 0 if entry["state"] == "Running" else 2 if entry["state"] == "Compensating" else 4
 
 
 def _started_first(entries: list[dict[str, Any]]) -> None:
@@ -265,7 +265,8 @@ def _skipped(
 
 
 def _compensating(workflow: Row, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The saga began with the failure that was not retried (the first one, if several)."""
+    """The saga began with the failure that was not retried (the first one, if several), or
+    with its first undo, whichever came first (a cancel, which sets it off, is not recorded)."""
     compensations = [e["at"] for e in entries if e["compensation"]]
     if not compensations and workflow["state"] not in ("Compensating", "Compensated"):
         return []
@@ -276,7 +277,7 @@ def _compensating(workflow: Row, entries: list[dict[str, Any]]) -> list[dict[str
         for e in entries
         if e["task_id"] != WORKFLOW and not e["compensation"] and e["state"] == "Failed"
     ]
-    at = min(failures or compensations or [workflow["ended_at"] or 0.0])
+    at = min([*failures, *compensations] or [workflow["ended_at"] or 0.0])
     return [_entry(workflow, WORKFLOW, "Compensating", at)]
 
 

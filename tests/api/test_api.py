@@ -123,6 +123,11 @@ async def test_a_cancel_through_the_api_ends_the_workflow_cancelled(
     assert ended["error"] == {"type": "Cancelled", "message": "not needed", "retryable": False}
     undone = sorted(a["task_id"] for a in ended["attempts"] if a["compensation"])
     assert undone == ["a", "slow"]
+    story = [(t["task_id"], t["to_state"], t["compensation"]) for t in ended["transitions"]]
+    workflow = [state for task, state, _ in story if task is None]
+    assert workflow == ["Running", "Compensating", "Cancelled"]
+    first_undo = next(i for i, (_, _, undo) in enumerate(story) if undo)
+    assert story.index((None, "Compensating", False)) < first_undo
     again = await stack.http.post(f"/api/workflows/{workflow_id}/cancel")
     assert again.status_code == 409 and "Cancelled" in again.json()["detail"]
 
