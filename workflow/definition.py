@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -33,6 +34,7 @@ from podium.events import topics
 from podium.workflow.durations import parse_duration
 from podium.workflow.expressions import Expression, Template, compile_expression, compile_template
 from podium.workflow.messages import Step
+from podium.workflow.triggers import WAIT_TYPE, OnComplete, Trigger, WaitFor
 from podium.workflow.validation import (
     Issue,
     backoff_message,
@@ -146,6 +148,23 @@ class TaskSpec(_Model):
     timeout: Duration | None = Field(None, gt=0)
     compensate: Compensation | None = None
     skip_if_upstream_skipped: bool = False
+    #: done by the outside world (the trigger gateway), not a service: no `type`
+    wait_for: WaitFor | None = Field(None, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wait_type(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("wait_for") is not None and "type" not in data:
+            return {**data, "type": WAIT_TYPE}
+        return data
+
+    @model_validator(mode="after")
+    def _wait_has_no_type(self) -> TaskSpec:
+        if self.wait_for is not None and self.type != WAIT_TYPE:
+            raise ValueError("a wait_for task has no type: the trigger gateway completes it")
+        if self.wait_for is None and self.type == WAIT_TYPE:
+            raise ValueError(f"type {WAIT_TYPE!r} is for wait_for tasks")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +203,10 @@ class Definition(_Model):
     input_schema: dict[str, Any] | None = None
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
     output: dict[str, Any] | None = None
+    #: schedules and event bindings that start it (the trigger gateway)
+    triggers: tuple[Trigger, ...] = Field((), exclude_if=lambda value: not value)
+    #: what happens once per end: start another workflow, or publish the result
+    on_complete: tuple[OnComplete, ...] = Field((), exclude_if=lambda value: not value)
 
     _plan: Plan | None = PrivateAttr(default=None)
     _validator: Any = PrivateAttr(default=None)
@@ -202,6 +225,25 @@ class Definition(_Model):
                 "; ".join(f"task '{i.task}': {i.message}" if i.task else i.message for i in errors)
             )
         return self
+
+    @field_validator("on_complete")
+    @classmethod
+    def _end_refs(cls, value: tuple[OnComplete, ...], info: ValidationInfo) -> Any:
+        tasks = info.data.get("tasks")
+        if tasks is None:
+            return value  # the tasks have problems of their own
+        known = {task.id for task in tasks}
+        for index, entry in enumerate(value):
+            unknown = sorted(entry.refs() - known)
+            if unknown:
+                names = ", ".join(repr(name) for name in unknown)
+                raise ValueError(f"on_complete[{index}]: expression refers to unknown task {names}")
+        return value
+
+    @property
+    def waits(self) -> bool:
+        """Whether a task waits for the outside world (the trigger gateway completes it)."""
+        return any(task.wait_for is not None for task in self.tasks)
 
     def model_copy(
         self, *, update: Mapping[str, Any] | None = None, deep: bool = False

@@ -74,7 +74,7 @@ _BOUND_VARS = re.compile(
     r"\.\s*(?:all|exists|exists_one|map|filter|transformList|transformMap|transformMapEntry)\s*\(\s*"
     r"([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
 )
-_KNOWN_VARIABLES = frozenset({"workflow", "tasks"})
+KNOWN_VARIABLES = frozenset({"workflow", "tasks"})
 
 
 def _first_line(error: Exception) -> str:
@@ -136,30 +136,36 @@ class Expression:
             raise ExpressionError(f"{self.source!r}: {_first_line(error)}") from error
 
 
-def compile_expression(source: str) -> Expression:
+def compile_expression(source: str, variables: frozenset[str] = KNOWN_VARIABLES) -> Expression:
     """Compile ``source`` once; raise ``ExpressionError`` if it does not parse or names unknown variables.
+
+    ``variables`` are the names it may use: ``workflow`` and ``tasks`` in a task; a
+    trigger's filter sees ``event`` (``podium.workflow.hooks``).
 
     Compiled expressions are cached by source: a definition repeats its sources
     (``${ workflow.input.sku }``, or a value a YAML alias shares between places), and
     validation and the plan both compile them.
     """
-    return _compile(source.strip())
+    return _compile(source.strip(), variables)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(source: str) -> Expression:
+def _compile(source: str, variables: frozenset[str]) -> Expression:
     try:
         program = cel.compile(source)
     except Exception as error:
         raise ExpressionError(f"{source!r} does not compile: {_first_line(error)}") from error
     code = _STRING_LITERAL.sub("''", source)
     bound = {name for match in _BOUND_VARS.finditer(code) for name in match.groups() if name}
-    unknown = sorted(set(program.variables()) - _KNOWN_VARIABLES - bound)
+    unknown = sorted(set(program.variables()) - variables - bound)
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
-        raise ExpressionError(
-            f"{source!r} uses unknown variable {names} (use workflow.input or tasks.<id>)"
+        known = (
+            "workflow.input or tasks.<id>"
+            if variables == KNOWN_VARIABLES
+            else " or ".join(sorted(variables))
         )
+        raise ExpressionError(f"{source!r} uses unknown variable {names} (use {known})")
     refs = frozenset(
         m.group(1) or m.group(3) for m in _TASK_REF.finditer(_mask_strings_except_index(source))
     )
@@ -252,10 +258,10 @@ class Template:
         return self.render_with(activation)
 
 
-def compile_template(value: Any) -> Template:
+def compile_template(value: Any, variables: frozenset[str] = KNOWN_VARIABLES) -> Template:
     """Compile every ``${ }`` in ``value`` (a literal, string, dict or list)."""
     expressions: list[Expression] = []
-    render = _compile_value(value, expressions, {})
+    render = _compile_value(value, expressions, {}, variables)
     refs = frozenset(ref for expression in expressions for ref in expression.tasks)
     return Template(render, value if render is None else None, tuple(expressions), refs)
 
@@ -275,15 +281,18 @@ def iter_expression_sources(value: Any, path: str = "") -> Iterator[tuple[str, s
 
 
 def _compile_value(
-    value: Any, out: list[Expression], shared: dict[int, Render | None]
+    value: Any,
+    out: list[Expression],
+    shared: dict[int, Render | None],
+    variables: frozenset[str] = KNOWN_VARIABLES,
 ) -> Render | None:
     """The render function of ``value``; ``shared`` holds those of the containers compiled
     so far, by identity: a value a YAML alias puts in many places is compiled once."""
     if isinstance(value, str):
-        return _compile_string(value, out)
+        return _compile_string(value, out, variables)
     if isinstance(value, Mapping | list | tuple):
         if id(value) not in shared:
-            shared[id(value)] = _compile_container(value, out, shared)
+            shared[id(value)] = _compile_container(value, out, shared, variables)
         return shared[id(value)]
     return None
 
@@ -292,28 +301,32 @@ def _compile_container(
     value: Mapping[Any, Any] | list[Any] | tuple[Any, ...],
     out: list[Expression],
     shared: dict[int, Render | None],
+    variables: frozenset[str],
 ) -> Render | None:
     if isinstance(value, Mapping):
-        items = [(str(key), item, _compile_value(item, out, shared)) for key, item in value.items()]
+        items = [
+            (str(key), item, _compile_value(item, out, shared, variables))
+            for key, item in value.items()
+        ]
         if all(render is None for _, _, render in items):
             return None
         pairs = [(key, item if render is None else render) for key, item, render in items]
         dynamic = frozenset(key for key, _, render in items if render is not None)
         return lambda ctx: {key: (part(ctx) if key in dynamic else part) for key, part in pairs}
-    parts = [(item, _compile_value(item, out, shared)) for item in value]
+    parts = [(item, _compile_value(item, out, shared, variables)) for item in value]
     if all(render is None for _, render in parts):
         return None
     return lambda ctx: [item if render is None else render(ctx) for item, render in parts]
 
 
-def _compile_string(text: str, out: list[Expression]) -> Render | None:
+def _compile_string(text: str, out: list[Expression], variables: frozenset[str]) -> Render | None:
     if "${" not in text:
         return None
     parts = _split(text)
     compiled: list[str | Expression] = []
     for part in parts:
         if isinstance(part, tuple):
-            expression = compile_expression(part[0])
+            expression = compile_expression(part[0], variables)
             out.append(expression)
             compiled.append(expression)
         else:
