@@ -8,8 +8,8 @@ topics of its task types; scale by starting more processes. The loop:
       -> what the ledger says (`services.deliveries`): answer a finished command
          with its recorded outcome, give up on one that killed the service
          `max_deliveries` times, run one that was in flight at crashes alone
-      -> publish a start marker per command, wait for the acks
-      -> run the handlers, each in its own task
+      -> publish a start marker per command
+      -> run each handler in its own task once its marker is acknowledged
       -> publish the outcome, wait for the broker's ack
       -> mark the offset finished; commit the contiguous finished prefix
 
@@ -228,21 +228,16 @@ class Worker:
         self._finish_after(tp, record.offset, await self._publish(tp.partition, event, outcome))
 
     async def _start(self, jobs: list[_Job]) -> list[asyncio.Task[None]]:
-        """Mark the jobs started on the broker (acknowledged), then run their handlers."""
-        if not jobs:
-            return []
-        markers = [
-            await self._publish(job.tp.partition, job.event, started(job.command)) for job in jobs
-        ]
-        try:
-            await asyncio.gather(*markers)
-        except KafkaError:
-            log.exception("could not mark %d command(s) started; they come again", len(jobs))
-            return []
+        """Publish a start marker per job and run each handler once its marker is acknowledged.
+
+        The marker is what counts a start that kills the service (the ledger's
+        poison rule), so no handler runs before its marker is on the broker. Each
+        job waits for its own ack in its own task: the loop goes on fetching.
+        """
         tasks = []
         for job in jobs:
-            self._ledger.started(job.command.command_id)
-            task = asyncio.create_task(self._run(job.tp, job.offset, job.event, job.command))
+            marker = await self._publish(job.tp.partition, job.event, started(job.command))
+            task = asyncio.create_task(self._run(job, marker))
             self._running[job.command.command_id] = task
             tasks.append(task)
         return tasks
@@ -257,10 +252,16 @@ class Worker:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         await asyncio.gather(*await self._start([job]))
 
-    async def _run(
-        self, tp: TopicPartition, offset: int, event: CloudEvent, command: TaskCommand
-    ) -> None:
+    async def _run(self, job: _Job, marker: asyncio.Future[Any]) -> None:
+        tp, offset, event, command = job.tp, job.offset, job.event, job.command
         logs.bind(event.workflowid, command.task_id)  # this task's own context
+        try:
+            await marker
+        except KafkaError:
+            log.exception("could not mark %s started; it comes again", command.command_id)
+            self._running.pop(command.command_id, None)
+            return
+        self._ledger.started(command.command_id)
         try:
             registration = self.service.handlers.get(command.task_type)
             if registration is None:  # a command whose type does not match its topic
