@@ -70,6 +70,8 @@ def main() -> None:
         "definitions are in examples/*/*.yaml and their services beside them (README.md\n"
         "walks through it)."
     )
+    # the last line: the one command that shows these runs in the browser
+    print("\nOpen the dashboard on these workflows: podium api  (then http://127.0.0.1:8000/)")
 
 
 if __name__ == "__main__":
