@@ -26,6 +26,7 @@ from typing import Any
 
 from podium import metrics, tracing
 from podium.conductor import snapshot
+from podium.conductor.completion import complete, published_to
 from podium.conductor.snapshot import Ended, Outcome, Snapshot
 from podium.conductor.wire import (
     cancel_accepted,
@@ -123,7 +124,7 @@ class Conductor:
             name=self.name,
             group=self.group,
             inputs=[topics.TRIGGERS, *(topics.outcomes(t) for t in types)],
-            topics=topics.of_stateful_consumer(self.changelog, types),
+            topics=[*topics.of_stateful_consumer(self.changelog, types), *published_to(catalog)],
             changelog=self.changelog,
             # a choreographed workflow's first outcome can share a batch with its
             # trigger, and the tracker must know the workflow before its outcomes
@@ -388,6 +389,14 @@ class Conductor:
         elif isinstance(command, machine.WorkflowFinished) and self.announces(mode):
             self._announce(partition, finished_event(state, self.source, mode))
             _report_end(state, mode)
+            self._complete(state, mode)
+
+    def _complete(self, state: WorkflowState, mode: Mode) -> None:
+        """The ended workflow's `on_complete` entries (`podium.conductor.completion`)."""
+        try:
+            complete(self._outbox, self.catalog, state, mode, result_of(state, mode), self.source)
+        except UnknownWorkflow as exc:
+            log.error("on_complete of %s: %s", state.workflow_id, exc)
 
     def snapshot(self, workflow_id: str) -> bytes | None:
         """The workflow's changelog value (`podium.conductor.snapshot`); None: nothing known."""
@@ -454,6 +463,7 @@ class Conductor:
             recent = now - ended < REANNOUNCE_WINDOW_S
             if recent and self.announces(mode):
                 self._announce(partition, finished_event(state, self.source, mode))
+                self._complete(state, mode)  # at least once: it may not have gone out
             return
         for timer_id, timer in state.timers.items():
             if self.arms(timer.purpose):
