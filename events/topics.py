@@ -15,6 +15,7 @@ one conductor (or one choreography participant) owns each workflow.
 - `podium.conductor.changelog`: workflow state snapshots, compacted (conductor)
 - `podium.tracker.changelog`: the tracker's workflow state snapshots, compacted
 - `podium.choreo.<service>.changelog`: join state of one service, compacted
+- `podium.compare.<scope>.<role>.changelog`: a conductor's or tracker's that `podium compare` runs
 - `podium.dlq`: records that could not be decoded, reason in headers (any consumer)
 """
 
@@ -70,6 +71,12 @@ def task_topics(task_types: Iterable[str]) -> list[str]:
 def choreography_changelog(service: str) -> str:
     """The join-state changelog of one choreography service."""
     return f"podium.choreo.{_checked(service, 'service name')}.changelog"
+
+
+def compare_changelog(scope: str, role: str) -> str:
+    """The state changelog of a conductor or tracker that `podium compare` runs in `scope`,
+    apart from any deployment on the same broker."""
+    return f"podium.compare.{_checked(scope, 'scope')}.{_checked(role, 'role')}.changelog"
 
 
 def of_stateful_consumer(changelog: str, task_types: Iterable[str]) -> list[str]:

@@ -691,6 +691,69 @@ def run(
     raise typer.Exit(0 if ended.state == "Succeeded" else 1)
 
 
+@app.command()
+def compare(
+    definition_file: Path = typer.Argument(..., metavar="DEFINITION", help="A definition file."),
+    services: list[str] = typer.Option(..., "--services", help="MODULE:OBJ task services."),
+    input: str | None = typer.Option(None, "--input", help="Every run's input, a JSON object."),
+    inputs: Path | None = typer.Option(None, "--inputs", help="JSON lines: run i gets line i."),
+    runs: int = typer.Option(100, "--runs", min=1, help="Workflows measured per mode."),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Workflows in flight."),
+    fail_rate: float = typer.Option(
+        0.0, "--fail-rate", min=0.0, max=1.0, help="Fraction of attempts failed (retryably)."
+    ),
+    kill: list[str] = typer.Option([], "--kill", help="SERVICE@SECONDS (not yet supported)."),
+    report: Path | None = typer.Option(None, "--report", help="Write an HTML report here."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Run DEFINITION in both modes under the same load and failures; compare the figures.
+
+    Exit 0 when every run of both modes ended, 1 when one was lost, 2 on a usage error.
+    """
+    from podium.compare.command import UsageError, read_inputs
+    from podium.compare.command import compare as run_compare
+    from podium.compare.runner import Options
+    from podium.loading import LoadError, load_services
+    from podium.workflow.catalog import Catalog
+    from podium.workflow.loader import load_definition
+    from podium.workflow.validation import DefinitionError
+
+    if kill:
+        raise _fail("--kill is not yet supported by podium compare")
+    configure_logging()
+    settings = _settings(bootstrap_servers)
+    try:
+        definition = load_definition(definition_file)
+        payloads, note = read_inputs(definition, input, inputs)
+        loaded = load_services(services)
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise _fail(f"{definition_file}: invalid definition") from None
+    except OSError as exc:
+        raise _fail(f"cannot read {definition_file}: {exc}") from None
+    except (UsageError, LoadError) as exc:
+        raise _fail(str(exc)) from None
+    missing = Catalog([definition]).task_types - {t for s in loaded for t in s.task_types}
+    if missing:
+        raise _fail(f"no service handles task type(s): {', '.join(sorted(missing))}")
+    if note:
+        print(f"podium: {note}", file=sys.stderr)
+    options = Options(runs=runs, concurrency=concurrency, fail_rate=fail_rate, inputs=payloads)
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        code = run_compare(
+            definition,
+            loaded,
+            options,
+            bootstrap=bootstrap,
+            settings=settings,
+            report=report,
+            json_path=json_path,
+        )
+    raise typer.Exit(code)
+
+
 def _print_result(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
