@@ -34,12 +34,15 @@ from podium.conductor.wire import (
     core_outcome,
     end_event,
     finished_event,
+    refusal_of,
     result_of,
     started_event,
 )
 from podium.events import (
     CloudEvent,
+    DecodeError,
     Mode,
+    RawRecord,
     TaskFailed,
     TaskSucceeded,
     WorkflowCancelAccepted,
@@ -51,9 +54,11 @@ from podium.events import (
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
 from podium.runtime.loop import Loop, Spec
+from podium.runtime.outbox import Refused
 from podium.runtime.settings import Settings
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
+from podium.workflow.failures import INPUT_ERROR, INVALID_TRIGGER, UNKNOWN_WORKFLOW
 from podium.workflow.ids import seed_of
 from podium.workflow.machine import WorkflowState
 from podium.workflow.states import TERMINAL
@@ -81,10 +86,6 @@ class EndedRecord:
     partition: int
     mode: Mode
     result: Ended
-
-
-class Rejected(Exception):
-    """A decodable event the conductor cannot act on; it goes to the dead-letter topic."""
 
 
 class Conductor:
@@ -129,7 +130,8 @@ class Conductor:
             # a choreographed workflow's first outcome can share a batch with its
             # trigger, and the tracker must know the workflow before its outcomes
             first=topics.TRIGGERS,
-            rejected=(Rejected, UnknownWorkflow),
+            rejected=(UnknownWorkflow,),
+            refuse=self.refuse,
             only=only,
         )
         self.loop = Loop(spec, self, bootstrap_servers, settings)
@@ -209,7 +211,7 @@ class Conductor:
             definition = self.catalog.get(data.workflow, data.version)
             problems = definition.input_errors(data.input)
             if problems:
-                raise Rejected(f"input rejected: {'; '.join(problems)}")
+                raise Refused(f"input rejected: {'; '.join(problems)}", INPUT_ERROR)
             start = machine.Started(
                 workflow_id=workflow_id,
                 input=data.input,
@@ -269,6 +271,37 @@ class Conductor:
             # in a crash after the state's snapshot was written
             accepted = cancel_accepted(current, mode, data.reason, self.source)
             self._outbox.emit(topics.TRIGGERS, partition, encode(accepted))
+
+    def refuse(self, partition: int, raw: RawRecord, why: Exception, now: float) -> None:
+        """A trigger it dead-lettered is answered: whoever awaits its id reads a Failed end.
+
+        Answered once per workflow id, as a start is, by the party that announces the
+        trigger's mode (both the conductor and the tracker answer one without a valid
+        mode, with the same event), and remembered like an end, so the id answers the
+        same again. Not answered: a trigger keyed other than by its id (`refusal_of`), an
+        id this process knows (its end is announced again instead), and, in a live
+        deployment, a `podium run`'s trigger, which that run's own parts take.
+        """
+        if raw.topic != topics.TRIGGERS:
+            return
+        refusal = refusal_of(raw)
+        if refusal is None:
+            return
+        workflow_id = refusal.workflow_id
+        if self.only is not None:
+            if workflow_id != self.only:
+                return  # another's
+        elif refusal.oneshot:
+            return  # a `podium run`'s: its own conductor or tracker takes it
+        if refusal.mode is not None and not self.announces(refusal.mode):
+            return
+        if self._known(partition, workflow_id):
+            return
+        result = refusal.result(*_refusal_error(why))
+        log.warning("answering %s: %s", workflow_id, result.error)
+        if refusal.mode is not None:
+            self._remember(partition, workflow_id, refusal.mode, result, now)
+        self._announce(partition, end_event(workflow_id, result, self.source))
 
     def _known(self, partition: int, workflow_id: str) -> bool:
         """Whether this workflow id has started already; an ended one's result is re-announced.
@@ -560,6 +593,15 @@ def _report_end(state: WorkflowState, mode: Mode) -> None:
         state.started_at,
         state.ended_at,
     )
+
+
+def _refusal_error(why: Exception) -> tuple[str, str]:
+    """The error type and message that answer a trigger refused for `why`."""
+    if isinstance(why, UnknownWorkflow):
+        return UNKNOWN_WORKFLOW, str(why)
+    if isinstance(why, Refused):
+        return why.error_type, str(why)
+    return INVALID_TRIGGER, why.reason if isinstance(why, DecodeError) else str(why)
 
 
 def _epoch(iso: str | None) -> float | None:

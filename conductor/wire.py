@@ -2,18 +2,21 @@
 
 The conductor and the tracker both announce a workflow's end through
 `finished_event`, so the result object users see is built in one place, whatever
-the mode.
+the mode; a trigger they refuse is answered with `Refusal.result`, in the same shape.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from podium.events import (
+    ONESHOT_SOURCE,
     CloudEvent,
     ErrorInfo,
     Mode,
+    RawRecord,
     TaskCommand,
     TaskFailed,
     TaskSucceeded,
@@ -24,6 +27,7 @@ from podium.events import (
     WorkflowStarted,
     WorkflowTriggered,
     new_event,
+    salvage,
 )
 from podium.workflow import machine
 from podium.workflow.machine import WorkflowState
@@ -116,6 +120,55 @@ def result_of(state: WorkflowState, mode: Mode) -> WorkflowCompleted | WorkflowF
             for task_id, task in state.tasks.items()
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A dead-lettered trigger, read as far as it reads: enough to answer its waiter."""
+
+    workflow_id: str
+    workflow: str
+    version: int
+    #: None: the trigger names no mode Podium knows
+    mode: Mode | None
+    #: published by `podium run`, for that run's own conductor or tracker
+    oneshot: bool
+    #: the trigger's time: the answer's `ended_at`, the same from whoever answers
+    time: str | None
+
+    def result(self, error_type: str, message: str) -> WorkflowFailed:
+        """The answer: a Failed end (started never), with the refusal as its error."""
+        return WorkflowFailed(
+            workflow=self.workflow,
+            version=self.version,
+            state=str(WorkflowStatus.FAILED),
+            mode=self.mode or Mode.ORCHESTRATION,
+            error=ErrorInfo(type=error_type, message=message, retryable=False),
+            ended_at=self.time,
+        )
+
+
+def refusal_of(raw: RawRecord) -> Refusal | None:
+    """What a dead-lettered trigger says; None when it cannot be answered: not a trigger,
+    no workflow id, no name and version, or keyed other than by its id (its id's
+    partition is another member's, which may be running that workflow)."""
+    attrs, data = salvage(raw)
+    workflow_id = attrs.get("workflowid")
+    if attrs.get("type") != WorkflowTriggered.event_type or not workflow_id:
+        return None
+    if raw.key != workflow_id.encode() or not isinstance(data, dict):
+        return None
+    name, version = data.get("workflow"), data.get("version")
+    if not isinstance(name, str) or not isinstance(version, int) or isinstance(version, bool):
+        return None
+    wanted = data.get("mode", Mode.ORCHESTRATION)
+    mode = next((m for m in Mode if m == wanted), None)
+    try:
+        time = datetime.fromisoformat(attrs.get("time", "")).isoformat()
+    except ValueError:
+        time = None
+    oneshot = attrs.get("source") == ONESHOT_SOURCE
+    return Refusal(workflow_id, name, version, mode, oneshot, time)
 
 
 def core_outcome(data: TaskSucceeded | TaskFailed) -> machine.TaskSucceeded | machine.TaskFailed:

@@ -6,8 +6,16 @@ and back (CloudEvents 1.0, Kafka binary binding) and names every topic once.
 """
 
 from podium.events import topics
-from podium.events.codec import DecodeError, KafkaRecord, RawRecord, dead_letter, decode, encode
-from podium.events.envelope import CloudEvent, new_event
+from podium.events.codec import (
+    DecodeError,
+    KafkaRecord,
+    RawRecord,
+    dead_letter,
+    decode,
+    encode,
+    salvage,
+)
+from podium.events.envelope import ONESHOT_SOURCE, CloudEvent, new_event
 from podium.events.payloads import (
     PAYLOADS,
     ErrorInfo,
@@ -27,6 +35,7 @@ from podium.events.payloads import (
 )
 
 __all__ = [
+    "ONESHOT_SOURCE",
     "PAYLOADS",
     "CloudEvent",
     "DecodeError",
@@ -50,5 +59,6 @@ __all__ = [
     "decode",
     "encode",
     "new_event",
+    "salvage",
     "topics",
 ]

@@ -80,8 +80,21 @@ def encode(event: CloudEvent) -> KafkaRecord:
 
 
 def decode(raw: RawRecord) -> CloudEvent:
-    """Decode a consumed record; raise `DecodeError` naming what is wrong."""
+    """Decode a consumed record; raise `DecodeError` naming what is wrong.
+
+    The record's key must be its workflow id (`ce_workflowid`): every event of a
+    workflow shares one partition of each topic, so one member owns the workflow.
+    A record keyed otherwise landed on a partition its workflow's owner does not read.
+    """
     attrs = _attributes(raw)
+    workflow_id = attrs["workflowid"]
+    if raw.key != workflow_id.encode():
+        key = "no key" if raw.key is None else f"key {raw.key.decode(errors='replace')!r}"
+        raise DecodeError(
+            f"{key} where the workflow id {workflow_id!r} (ce_workflowid) belongs: "
+            "every event of a workflow is keyed by its id",
+            raw,
+        )
     model = PAYLOADS.get(attrs["type"])
     if model is None:
         raise DecodeError(f"unknown event type {attrs['type']!r}", raw)
@@ -95,6 +108,23 @@ def decode(raw: RawRecord) -> CloudEvent:
         return CloudEvent.model_validate({**attrs, "data": data})
     except ValidationError as exc:
         raise DecodeError(f"invalid CloudEvent attributes: {_first_error(exc)}", raw) from None
+
+
+def salvage(raw: RawRecord) -> tuple[dict[str, str], Any]:
+    """What a record that did not decode still says: its `ce_*` attributes that read as
+    text, and its data if it is JSON (else None). Enough to answer for a rejected event."""
+    attrs = {}
+    for name, value in raw.headers:
+        if name.startswith("ce_") and isinstance(value, bytes):
+            try:
+                attrs[name[3:]] = value.decode()
+            except UnicodeDecodeError:
+                continue
+    try:
+        data = orjson.loads(raw.value) if raw.value is not None else None
+    except orjson.JSONDecodeError:
+        data = None
+    return attrs, data
 
 
 def _attributes(raw: RawRecord) -> dict[str, Any]:

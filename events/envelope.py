@@ -24,6 +24,10 @@ from podium.events.payloads import Payload
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
+#: the `source` of a trigger that `podium run` publishes: that run's own conductor or
+#: tracker takes it; a live deployment on the same broker that cannot run it
+#: dead-letters it without answering for it
+ONESHOT_SOURCE = "podium/run"
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -131,8 +131,12 @@ class Client:
         workflow_id: str | None = None,
         mode: Mode = Mode.ORCHESTRATION,
         wait: bool = True,
+        source: str = "podium/client",
     ) -> str:
-        """Validate the input, publish the trigger; with `wait`, until the broker acks it."""
+        """Validate the input, publish the trigger; with `wait`, until the broker acks it.
+
+        `source` is the CloudEvent's; `ONESHOT_SOURCE` marks a `podium run`'s trigger.
+        """
         problems = definition.input_errors(input)
         if problems:
             raise InputRejected("; ".join(problems))
@@ -141,7 +145,7 @@ class Client:
         payload = WorkflowTriggered(
             workflow=definition.name, version=definition.version, input=input, mode=mode
         )
-        event = new_event(payload, source="podium/client", workflow_id=workflow_id)
+        event = new_event(payload, source=source, workflow_id=workflow_id)
         ack = await send(self._producer, topics.TRIGGERS, encode(event))
         if wait:
             await ack

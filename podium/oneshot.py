@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from podium.client import Client, Ended, prepare_topics
 from podium.conductor.conductor import Conductor, Tracker
-from podium.events import Mode
+from podium.events import ONESHOT_SOURCE, Mode
 from podium.history.database import Database, HistoryError
 from podium.history.recorder import Recorder
 from podium.runtime.component import Component
@@ -63,7 +63,7 @@ async def run_once(
         recorded = recorder.recorded(workflow_id) if recorder is not None else None
         async with Client(bootstrap_servers, settings) as client:
             workflow_id = await client.trigger(
-                definition, input, workflow_id=workflow_id, mode=mode
+                definition, input, workflow_id=workflow_id, mode=mode, source=ONESHOT_SOURCE
             )
             ended = await _unless_crashed(client.expect(workflow_id), tasks, timeout)
         if recorded is not None:

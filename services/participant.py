@@ -54,6 +54,7 @@ from podium.runtime.kafka import (
     send,
 )
 from podium.runtime.loop import Loop, Spec
+from podium.runtime.outbox import Refused
 from podium.runtime.settings import Settings
 from podium.services import snapshot
 from podium.services.deliveries import WINDOW, Ledger
@@ -63,6 +64,7 @@ from podium.workflow import join as rules
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
 from podium.workflow.definition import Definition
+from podium.workflow.failures import INPUT_ERROR
 from podium.workflow.join import Join, Report, Retry, Run
 from podium.workflow.messages import Step
 from podium.workflow.states import TaskStatus as S
@@ -163,6 +165,9 @@ class Participant:
             if data.mode != MODE:
                 return  # a conductor's workflow
             definition = self.catalog.get(data.workflow, data.version)
+            problems = definition.input_errors(data.input)
+            if problems:  # the tracker refuses it too, and answers for it: nothing runs
+                raise Refused(f"input rejected: {'; '.join(problems)}", INPUT_ERROR)
             join = self._join(partition, event.workflowid, definition)
             if join is not None:
                 self._apply(partition, join, rules.on_trigger(definition, join, data.input), now)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from aiokafka import ConsumerRecord
 
-from podium.events import CloudEvent, encode, new_event, topics
+from podium.events import CloudEvent, DecodeError, RawRecord, decode, encode, new_event, topics
 from podium.events.payloads import WorkflowTriggered
 from podium.runtime import memory
 from podium.runtime.kafka import ensure_topics, make_producer
-from podium.runtime.outbox import Outbox, handle
+from podium.runtime.outbox import Outbox, Refused, handle
 
 
 def _record(value: bytes | None, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
@@ -42,11 +43,20 @@ async def _dead_letters(
         if route_error is not None:
             raise route_error
 
-    handle(record, route, outbox, rejected=(LookupError,))
+    handle(record, route, outbox, rejected=(LookupError,), refuse=_refused)
     await outbox.send(lambda key: None)
     log = memory.bus(address).topics[topics.DEAD_LETTER][0]
     memory.drop(address)
     return [dict(r.headers) for r in log]
+
+
+#: what `refuse` heard of: (partition, offset, the exception's type)
+heard: list[tuple[int, int, type[Exception]]] = []
+
+
+def _refused(partition: int, raw: RawRecord, why: Exception) -> None:
+    heard.append((partition, raw.offset, type(why)))
+    raise RuntimeError("an answer that fails is logged, not raised")
 
 
 def _trigger() -> ConsumerRecord[bytes, bytes]:
@@ -75,3 +85,30 @@ async def test_an_undecodable_record_is_dead_lettered_before_routing() -> None:
 
 async def test_an_applied_event_sends_nothing_to_the_dead_letter_topic() -> None:
     assert await _dead_letters(None, _trigger()) == []
+
+
+async def test_a_refusal_is_dead_lettered_with_its_message_and_heard_of() -> None:
+    heard.clear()
+    [dead] = await _dead_letters(Refused("input rejected: n", "InputError"), _trigger())
+    assert dead["podium_dlq_reason"] == b"input rejected: n"
+    assert heard == [(3, 17, Refused)]
+
+
+async def test_every_dead_lettered_record_is_heard_of_and_a_failing_answer_stops_nothing() -> None:
+    heard.clear()
+    await _dead_letters(None, _record(b"\x00garbage", []))
+    await _dead_letters(RuntimeError("boom"), _trigger())
+    assert await _dead_letters(None, _trigger()) == []
+    assert heard == [(3, 17, DecodeError), (3, 17, DecodeError)]
+
+
+def test_a_record_keyed_other_than_by_its_workflow_id_does_not_decode() -> None:
+    wire = encode(
+        new_event(
+            WorkflowTriggered(workflow="o", version=1, input={}), source="t", workflow_id="wf-1"
+        )
+    )
+    for key, said in [(None, "no key"), (b"wf-2", "key 'wf-2'")]:
+        raw = RawRecord(topics.TRIGGERS, 0, 0, key, wire.value, list(wire.headers))
+        with pytest.raises(DecodeError, match=f"^.*: {said} where the workflow id 'wf-1'"):
+            decode(raw)

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,7 +28,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from podium import metrics
-from podium.events import CloudEvent
+from podium.events import CloudEvent, RawRecord
 from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import ContiguousReader, create_topics, make_consumer, make_producer
 from podium.runtime.membership import Membership
@@ -87,6 +87,9 @@ class Spec:
     first: str | None = None
     #: decodable events the processor refuses: dead-lettered with the reason
     rejected: tuple[type[Exception], ...] = ()
+    #: told of each record dead-lettered, with its partition, the record, why and the
+    #: batch's time: the conductor and the tracker answer a rejected trigger there
+    refuse: Callable[[int, RawRecord, Exception, float], None] | None = None
     #: one-shot (`podium run`): this workflow only, in a group of its own, reading from
     #: the end and restoring nothing, so a live deployment on the same broker is untouched
     only: str | None = None
@@ -154,9 +157,10 @@ class Loop:
     ) -> None:
         now = time.time()
         route = functools.partial(self.processor.route, now=now)
+        refuse = functools.partial(_at, self.spec.refuse, now) if self.spec.refuse else None
         for tp in sorted(batch, key=lambda tp: tp.topic != self.spec.first):
             for record in batch[tp]:
-                handle(record, route, self.outbox, self.spec.rejected)
+                handle(record, route, self.outbox, self.spec.rejected, refuse)
         self.processor.fire(now)
         await self.processor.flush()
         snapshot = self.processor.snapshot
@@ -168,6 +172,16 @@ class Loop:
         """Persist every changed state, wait for every ack, commit: before a hand-over."""
         snapshot = self.processor.snapshot
         await seal_and_drain(self.outbox, self._commits, snapshot, self._membership)
+
+
+def _at(
+    refuse: Callable[[int, RawRecord, Exception, float], None],
+    now: float,
+    partition: int,
+    raw: RawRecord,
+    why: Exception,
+) -> None:
+    refuse(partition, raw, why, now)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 
 from podium import logs, metrics
-from podium.events import CloudEvent, DecodeError, KafkaRecord, dead_letter, decode
+from podium.events import CloudEvent, DecodeError, KafkaRecord, RawRecord, dead_letter, decode
 from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import Producer, raw_record
 from podium.runtime.membership import Membership
@@ -87,35 +87,66 @@ class Outbox:
         return future
 
 
+class Refused(Exception):
+    """A decodable event a processor will not act on: dead-lettered with this message
+    (no traceback). `error_type` names the refusal where it is answered (a rejected
+    trigger's failed end: `podium.workflow.failures`)."""
+
+    def __init__(self, message: str, error_type: str = "Refused") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+#: called with (partition, the record, why) once a record is dead-lettered
+Refuse = Callable[[int, RawRecord, Exception], None]
+
+
 def handle(
     record: ConsumerRecord[bytes, bytes],
     route: Callable[[int, CloudEvent], None],
     outbox: Outbox,
     rejected: tuple[type[Exception], ...] = (),
+    refuse: Refuse | None = None,
 ) -> None:
     """Decode one record and route it; what cannot be decoded or acted on is dead-lettered.
 
-    `rejected` are the refusals a processor expects (an unknown workflow, say). Any
-    other exception is a decodable event the processor cannot apply (a well-formed
-    outcome for a task its workflow does not have, a state it cannot reach): it is
-    logged with its traceback and dead-lettered too, so that one bad event cannot
-    stop a consumer. Processors decide purely, committing state only after the
-    decision, so the state is as it was before the event.
+    `Refused` and `rejected` are the refusals a processor expects (an unknown
+    workflow, say). Any other exception is a decodable event the processor cannot
+    apply (a well-formed outcome for a task its workflow does not have, a state it
+    cannot reach): it is logged with its traceback and dead-lettered too, so that one
+    bad event cannot stop a consumer. Processors decide purely, committing state only
+    after the decision, so the state is as it was before the event. Then `refuse`,
+    when given, hears of the dead-lettered record, to answer it (a rejected trigger's
+    waiter is owed an end); what it raises is logged, not raised.
     """
     raw = raw_record(record)
+    expected: tuple[type[Exception], ...] = (Refused, *rejected)
     try:
         event = decode(raw)
     except DecodeError as error:
         outbox.dead_letter(error)
+        _refused(refuse, record.partition, raw, error)
         return
     with logs.context(event.workflowid, event.taskid):  # on the lines the processor writes
         try:
             route(record.partition, event)
-        except rejected as exc:
+        except expected as exc:
             outbox.dead_letter(DecodeError(str(exc), raw))
+            _refused(refuse, record.partition, raw, exc)
         except Exception as exc:
             log.exception("cannot apply %s[%d]@%d", record.topic, record.partition, record.offset)
-            outbox.dead_letter(DecodeError(f"unprocessable: {type(exc).__name__}: {exc}", raw))
+            unprocessable = DecodeError(f"unprocessable: {type(exc).__name__}: {exc}", raw)
+            outbox.dead_letter(unprocessable)
+            _refused(refuse, record.partition, raw, unprocessable)
+
+
+def _refused(refuse: Refuse | None, partition: int, raw: RawRecord, why: Exception) -> None:
+    if refuse is None:
+        return
+    try:
+        refuse(partition, raw, why)
+    except Exception:
+        log.exception("cannot answer %s[%d]@%d", raw.topic, raw.partition, raw.offset)
 
 
 async def end_batch(

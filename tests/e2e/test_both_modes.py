@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
+import orjson
 import pytest
 
 from podium.client import InputRejected
-from podium.events import ErrorInfo, topics
+from podium.events import ErrorInfo, KafkaRecord, WorkflowTriggered, encode, new_event, topics
 from podium.runtime.kafka import make_consumer, make_producer
 from podium.workflow.definition import Definition
 from tests.e2e import random_dags
@@ -148,6 +150,92 @@ async def test_garbage_on_a_command_topic_is_dead_lettered_and_work_goes_on(
     assert b"missing CloudEvents header" in headers["podium_dlq_reason"]
     result = await deployment.run("fanout", {"n": 1})
     assert result.state == "Succeeded"
+
+
+# -- triggers that cannot start: answered, dead-lettered, never run ----------------------
+
+
+def _trigger(
+    workflow_id: str, workflow: str, version: int, input: dict[str, Any], mode: str
+) -> KafkaRecord:
+    """A trigger as any producer could write it, `mode` included (it need not be valid)."""
+    payload = WorkflowTriggered(workflow=workflow, version=version, input=input)
+    record = encode(new_event(payload, source="a foreign producer", workflow_id=workflow_id))
+    value = orjson.loads(record.value or b"")
+    return KafkaRecord(record.key, orjson.dumps({**value, "mode": mode}), record.headers)
+
+
+async def _publish(kafka: str, *records: tuple[bytes | None, KafkaRecord]) -> None:
+    producer = make_producer(kafka)
+    await producer.start()
+    try:
+        for key, record in records:
+            await producer.send_and_wait(
+                topics.TRIGGERS, value=record.value, key=key, headers=record.headers
+            )
+    finally:
+        await producer.stop()
+
+
+async def _dead_letters(kafka: str, workflow_ids: set[str]) -> dict[str, bytes]:
+    """The dead-letter reason of a record of each of these workflow ids."""
+    consumer = make_consumer(kafka, topics.DEAD_LETTER, group_id=None)
+    await consumer.start()
+    reasons: dict[str, bytes] = {}
+    try:
+        async with asyncio.timeout(30):
+            while reasons.keys() != workflow_ids:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        headers = dict(record.headers)
+                        workflow_id = headers.get("ce_workflowid", b"").decode()
+                        if workflow_id in workflow_ids:
+                            reasons[workflow_id] = headers["podium_dlq_reason"]
+    finally:
+        await consumer.stop()
+    return reasons
+
+
+async def test_a_trigger_that_cannot_start_is_answered_with_a_failed_end(
+    deployment: Deployment, kafka: str
+) -> None:
+    mode = deployment.mode
+    run = uuid.uuid4().hex[:8]
+    cases = {  # workflow id: trigger, error type, message
+        f"{run}-unknown": (("nope", 1, {}, mode), "UnknownWorkflow", "unknown workflow nope v1"),
+        f"{run}-version": (("chain", 9, {}, mode), "UnknownWorkflow", "unknown workflow chain v9"),
+        f"{run}-input": (("guarded", 1, {"m": 1}, mode), "InputError", "'n' is a required"),
+        f"{run}-mode": (("chain", 1, {}, "bogus"), "InvalidTrigger", "mode: Input should be"),
+    }
+    ended = {workflow_id: deployment.client.expect(workflow_id) for workflow_id in cases}
+    await _publish(kafka, *((w.encode(), _trigger(w, *t)) for w, (t, _, _) in cases.items()))
+    for workflow_id, (trigger, error_type, message) in cases.items():
+        result = await asyncio.wait_for(ended[workflow_id], 20)
+        assert (result.state, result.workflow, result.tasks) == ("Failed", trigger[0], {})
+        assert result.mode == (mode if trigger[3] == mode else "orchestration")
+        assert result.error is not None and result.error.type == error_type
+        assert message in result.error.message and result.error.retryable is False
+    reasons = await _dead_letters(kafka, set(cases))
+    assert b"unknown workflow nope v1" in reasons[f"{run}-unknown"]
+    assert b"mode: Input should be" in reasons[f"{run}-mode"]
+    assert not [call for call in CALLS if call[0] in cases]
+
+
+async def test_a_trigger_keyed_other_than_by_its_id_is_dead_lettered_not_run(
+    deployment: Deployment, kafka: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    null, other = f"{run}-null-key", f"{run}-other-key"
+    await _publish(
+        kafka,
+        (None, _trigger(null, "fanout", 1, {"n": 1}, deployment.mode)),
+        (b"someone-else", _trigger(other, "fanout", 1, {"n": 1}, deployment.mode)),
+    )
+    reasons = await _dead_letters(kafka, {null, other})
+    assert reasons[null].startswith(b"no key where the workflow id")
+    assert reasons[other].startswith(b"key 'someone-else' where the workflow id")
+    assert (await deployment.run("fanout", {"n": 1})).state == "Succeeded"  # work goes on
+    assert not [call for call in CALLS if call[0] in (null, other)]
 
 
 @pytest.mark.parametrize("definition", RANDOM_DAGS, ids=lambda d: d.name)
