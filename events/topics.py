@@ -17,6 +17,9 @@ one conductor (or one choreography participant) owns each workflow.
 - `podium.choreo.<service>.changelog`: join state of one service, compacted
 - `podium.compare.<scope>.<role>.changelog`: a conductor's or tracker's that `podium compare` runs
 - `podium.dlq`: records that could not be decoded, reason in headers (any consumer)
+- `podium.schedules`: nothing is written to it; its partitions share the schedules out
+  among trigger gateways (the owner of a definition's partition fires its schedules)
+- `podium.gateway.changelog`: the last tick each schedule handled, compacted (gateway)
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ WORKFLOWS = "podium.workflows"
 CONDUCTOR_CHANGELOG = "podium.conductor.changelog"
 TRACKER_CHANGELOG = "podium.tracker.changelog"
 DEAD_LETTER = "podium.dlq"
+SCHEDULES = "podium.schedules"
+GATEWAY_CHANGELOG = "podium.gateway.changelog"
 
 #: the one pattern for what names a topic: task types and service names. Kafka allows
 #: letters, digits, '.', '_' and '-' in 249 characters; the longest topic built from a

@@ -93,6 +93,12 @@ class Spec:
     #: one-shot (`podium run`): this workflow only, in a group of its own, reading from
     #: the end and restoring nothing, so a live deployment on the same broker is untouched
     only: str | None = None
+    #: inputs that are not Podium's events (the trigger gateway's bound topics): their
+    #: records go to `take` undecoded, which dead-letters what it refuses itself
+    foreign: frozenset[str] = frozenset()
+    take: Callable[[ConsumerRecord[bytes, bytes], float], None] | None = None
+    #: a group with no committed offset starts at the end of its inputs
+    from_end: bool = False
 
 
 class Loop:
@@ -116,7 +122,7 @@ class Loop:
             group_id=group,
             settings=settings.consumer,
             partition_assignment_strategy=(RangePartitionAssignor,),
-            auto_offset_reset="latest" if spec.only else "earliest",
+            auto_offset_reset="latest" if spec.only or spec.from_end else "earliest",
         )
         # what one batch caused, sent together and acknowledged before the commit
         self.outbox = Outbox(self.producer, spec.changelog)
@@ -159,6 +165,10 @@ class Loop:
         route = functools.partial(self.processor.route, now=now)
         refuse = functools.partial(_at, self.spec.refuse, now) if self.spec.refuse else None
         for tp in sorted(batch, key=lambda tp: tp.topic != self.spec.first):
+            if tp.topic in self.spec.foreign and self.spec.take is not None:
+                for record in batch[tp]:
+                    self.spec.take(record, now)
+                continue
             for record in batch[tp]:
                 handle(record, route, self.outbox, self.spec.rejected, refuse)
         self.processor.fire(now)

@@ -14,6 +14,7 @@ from podium.conductor.conductor import Tracker
 from podium.oneshot import build_parts
 from podium.runtime import memory
 from podium.runtime.changelog import read_partitions
+from podium.triggers.gateway import Gateway
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definitions
 from tests.conftest import settings_for
@@ -28,12 +29,13 @@ async def deployment(request: pytest.FixtureRequest) -> AsyncIterator[Deployment
     """Task services and a conductor beside a tracker (orchestration), or a tracker."""
     mode = request.param
     address = f"memory://{request.module.__name__}.{mode}"
-    settings = settings_for(address)
+    settings = settings_for(address, mode=mode)
     catalog = Catalog(load_definitions(FLOWS).values())
     await prepare_topics(address, settings, catalog.task_types)
     parts: list[Any] = build_parts(catalog, test_services.services, address, settings, mode)
     if mode == "orchestration":
         parts.append(Tracker(catalog, address, settings))
+    parts.append(Gateway(catalog, address, settings))
     tasks = [asyncio.create_task(part.run()) for part in parts]
     try:
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in parts)), 20)

@@ -1,0 +1,52 @@
+"""The trigger gateway (`podium triggers`): the schedules and the event bindings of a
+set of definitions, as one component of two processors on the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from podium.runtime.settings import Settings
+from podium.triggers.bindings import Binder
+from podium.triggers.schedules import Scheduler
+from podium.workflow.catalog import Catalog
+
+
+def has_triggers(catalog: Catalog) -> bool:
+    """Whether any definition has schedules or event bindings."""
+    return any(definition.triggers for definition in catalog)
+
+
+class Gateway:
+    name = "triggers"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        bootstrap_servers: str,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.scheduler = Scheduler(catalog, bootstrap_servers, settings, clock=clock)
+        binder = Binder(catalog, bootstrap_servers, settings)
+        self.binder = binder if binder.topics else None
+        self.parts: list[Any] = [self.scheduler, *([self.binder] if self.binder else [])]
+        self.ready = asyncio.Event()
+
+    def stop(self) -> None:
+        for part in self.parts:
+            part.stop()
+
+    async def run(self) -> None:
+        async def ready() -> None:
+            await asyncio.gather(*(part.ready.wait() for part in self.parts))
+            self.ready.set()
+
+        waiting = asyncio.create_task(ready())
+        try:
+            await asyncio.gather(*(part.run() for part in self.parts))
+        finally:
+            waiting.cancel()
