@@ -331,6 +331,60 @@ def conductor(
     _run_state_machine(Conductor, definitions, bootstrap_servers, metrics_port)
 
 
+triggers_app = typer.Typer(
+    help="The trigger gateway: schedules and event bindings start workflows.",
+    no_args_is_help=False,
+)
+app.add_typer(triggers_app, name="triggers")
+
+
+@triggers_app.callback(invoke_without_command=True)
+def triggers(
+    ctx: typer.Context,
+    definitions: Path | None = DEFINITIONS,
+    mode: str | None = typer.Option(
+        None, "--mode", help="Mode of the workflows it starts (PODIUM_MODE)."
+    ),
+    bootstrap_servers: str | None = BOOTSTRAP,
+    metrics_port: int | None = METRICS_PORT,
+) -> None:
+    """Run the trigger gateway for the definitions' schedules and event bindings."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = (definitions, mode)
+        return
+    from podium.triggers.gateway import Gateway, has_triggers
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions, mode)
+    catalog = _catalog(settings)
+    if not has_triggers(catalog):
+        raise _fail(f"{settings.definitions}: no definition has triggers")
+    _observe(settings, metrics_port, "triggers")
+    with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
+        _run(_serve(lambda: [Gateway(catalog, bootstrap, settings)]))
+
+
+@triggers_app.command(name="list")
+def triggers_list(
+    ctx: typer.Context,
+    definitions: Path | None = DEFINITIONS,
+    count: int = typer.Option(3, "--next", min=1, max=100, help="Fire times per schedule."),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Every schedule with its next fire times, every event binding with its topic."""
+    import time
+
+    from podium.triggers.listing import listing, print_listing
+
+    parent = ctx.obj or (None, None)
+    settings = _settings(None, definitions or parent[0])
+    entries = listing(_catalog(settings), time.time(), count)
+    if as_json:
+        sys.stdout.write(orjson.dumps(entries).decode() + "\n")
+        return
+    print_listing(entries)
+
+
 @app.command(name="history-store")
 def history_store(
     definitions: Path | None = DEFINITIONS,
