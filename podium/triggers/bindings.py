@@ -123,7 +123,9 @@ class Binder:
             counts = self.counts[binding.label]
             try:
                 trigger = self._trigger(binding, activation, record)
-            except Refusal as why:
+            except Exception as why:  # a Refusal, or anything else: one record stops nothing
+                if not isinstance(why, Refusal):
+                    log.exception("binding %s cannot take a record", binding.label)
                 counts["dead_lettered"] += 1
                 reason = f"binding {binding.label} ({binding.spec.topic}): {why}"
                 self._outbox.dead_letter(DecodeError(reason, raw_record(record)))
@@ -155,6 +157,8 @@ class Binder:
             or workflow_id == ""
         ):
             raise Refusal(f"id {workflow_id!r} is not a workflow id (a non-empty string)")
+        if not isinstance(workflow_input, dict):
+            raise Refusal("input does not map to an object")
         problems = definition.input_errors(workflow_input)
         if problems:
             raise Refusal(f"input rejected for {definition.name}: {'; '.join(problems)}")
