@@ -4,6 +4,7 @@ JavaScript embedded once, so the file opens without a network) and the structura
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def _messages(doc: dict[str, Any]) -> go.Figure:
 
 def _rows(doc: dict[str, Any]) -> str:
     o, c = doc[MODES[0]], doc[MODES[1]]
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
         ("latency p50 / p95 / p99 / max, ms", lambda m: f"{m['p50']} / {m['p95']} / {m['p99']} / {m['max']}"),
         ("workflows/s, tasks/s", lambda m: f"{m['workflows_per_s']}, {m['tasks_per_s']}"),
         ("task overhead, ms (latency - handler time, per attempt)", lambda m: m["task_overhead_ms"]),

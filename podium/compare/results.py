@@ -63,7 +63,8 @@ def _mode(run: ModeRun, options: Options) -> dict[str, Any]:
         if not ended:
             return None
         # a bucket's value can sit just above the largest recorded one
-        return round(min(histogram.get_value_at_percentile(q) / 1e6, max(ended)) * 1000, 3)
+        value = float(histogram.get_value_at_percentile(q)) / 1e6
+        return round(min(value, max(ended)) * 1000, 3)
 
     outcomes = dict.fromkeys(OUTCOMES, 0)
     for state in run.states.values():
@@ -129,13 +130,30 @@ def verdict(definition: Definition, doc: dict[str, Any]) -> str:
     modes = (Mode.CHOREOGRAPHY.value, Mode.ORCHESTRATION.value)
     fast, slow = modes if c["p50"] < o["p50"] else modes[::-1]
     f, s = doc[fast], doc[slow]
-    sentences = [
+    setup = (
         f"For {definition.name} ({len(definition.tasks)} tasks, {doc['runs']} runs a mode at "
-        f"concurrency {doc['concurrency']}), {fast} was faster: p50 {f['p50']:.1f} ms against "
-        f"{s['p50']:.1f} ms ({s['p50'] / f['p50']:.2f}x), p99 {f['p99']:.1f} against "
-        f"{s['p99']:.1f} ms, {f['workflows_per_s']:.0f} against {s['workflows_per_s']:.0f} "
-        "workflows/s."
-    ]
+        f"concurrency {doc['concurrency']})"
+    )
+    figures = (
+        f"p50 {f['p50']:.1f} ms against {s['p50']:.1f} ms, p99 {f['p99']:.1f} against "
+        f"{s['p99']:.1f} ms, {f['workflows_per_s']:.1f} against {s['workflows_per_s']:.1f} "
+        "workflows/s"
+    )
+    against = []
+    if f["p99"] > s["p99"]:
+        against.append(f"the tail (p99 {f['p99'] / s['p99']:.2f}x lower)")
+    if f["workflows_per_s"] < s["workflows_per_s"]:
+        against.append("throughput")
+    if not against:
+        sentences = [
+            f"{setup}, {fast} was faster on every measure, its median {s['p50'] / f['p50']:.2f}x "
+            f"lower: {figures}."
+        ]
+    else:
+        sentences = [
+            f"{setup}, {fast} had the lower median ({s['p50'] / f['p50']:.2f}x) but {slow} won "
+            f"{' and '.join(against)}: {figures}."
+        ]
     om, cm = total(o["messages_per_workflow"]), total(c["messages_per_workflow"])
     sentences.append(
         f"Orchestration sent {om:.1f} Kafka messages a workflow and choreography {cm:.1f}; "
