@@ -171,6 +171,8 @@ def _read(path: Path) -> tuple[Any, yaml.Node | None, list[Problem]]:
     if path.suffix == ".json":
         try:
             return json.loads(text), None, []
+        except RecursionError:  # libyaml stops at 1,000 levels with a YAMLError
+            return None, None, [Problem(source, None, "JSON nests too deeply to read")]
         except json.JSONDecodeError as error:
             return (
                 None,

@@ -71,6 +71,9 @@ class Issue:
     severity: Severity = "error"
 
 
+#: the deepest a definition's values may nest: a task input is a few levels deep; the
+#: checks, the models and the templates recurse (Python stops at ~1,000 frames)
+MAX_DEPTH = 100
 #: the most values a definition may hold, each shared (aliased) value counted once per
 #: place it appears: a 10,000-task definition holds about 100,000, a 1 KB nine-level
 #: YAML alias bomb 43 million
@@ -78,15 +81,16 @@ MAX_VALUES = 1_000_000
 
 
 def size_issues(data: Any, limit: int = MAX_VALUES) -> list[Issue]:
-    """A problem when ``data`` expands to more than ``limit`` values, or contains itself.
+    """A problem when ``data`` expands to more than ``limit`` values, contains itself,
+    or nests deeper than ``MAX_DEPTH`` (the checks and the models recurse).
 
     Counted without expanding (each shared value once, by identity), so a bomb is
     refused in milliseconds. The problem names the outermost place that grows
     through sharing. Mappings, lists and tuples are walked, and models by field.
     """
-    sizes, shared, loop = _count(data)
-    if loop is not None:
-        return [_size_issue(data, loop, "contains itself (a YAML alias inside its own anchor)")]
+    sizes, shared, shape = _count(data)
+    if shape is not None:
+        return [_size_issue(data, *shape)]
     total = sizes.get(id(data), 1)
     if total <= limit:
         return []
@@ -118,9 +122,10 @@ def _children(value: Any) -> Iterator[tuple[Any, Any]]:
     return iter(())
 
 
-def _count(root: Any) -> tuple[dict[int, int], dict[int, int], Loc | None]:
+def _count(root: Any) -> tuple[dict[int, int], dict[int, int], tuple[Loc, str] | None]:
     """Expanded size of every container under ``root`` (by id), how many places refer to
-    each, and the path to a container found inside itself (None: there is none)."""
+    each, and where its shape is refused and why: a container found inside itself, or
+    nested past ``MAX_DEPTH`` (None: neither)."""
     sizes: dict[int, int] = {}
     shared: dict[int, int] = {id(root): 1}
     containers = (Mapping, list, tuple, BaseModel)
@@ -141,8 +146,14 @@ def _count(root: Any) -> tuple[dict[int, int], dict[int, int], Loc | None]:
             shared[ident] = shared.get(ident, 0) + 1
             if ident in sizes:
                 size[0] += sizes[ident]
-            elif ident in active:
-                return sizes, shared, (*(entry[1] for entry in todo[1:]), key)
+            elif ident in active or len(todo) >= MAX_DEPTH:
+                loc = (*(entry[1] for entry in todo[1:]), key)
+                if ident in active:
+                    why = "contains itself (a YAML alias inside its own anchor)"
+                    return sizes, shared, (loc, why)
+                # named where it starts: the field of the task (or of the definition)
+                top = loc[:4] if loc[:1] == ("tasks",) else loc[:1]
+                return sizes, shared, (top, f"nests more than {MAX_DEPTH} levels deep")
             else:
                 active.add(ident)
                 todo.append((ident, key, _children(child), [1]))

@@ -467,3 +467,18 @@ def test_upstream_is_checked_across_a_cycle_elsewhere() -> None:
         "<memory>: task 'd': dependency cycle: d -> e -> d",
         "<memory>: task 'd': input.x: expression refers to task 'c', which is not upstream of 'd'",
     ]
+
+
+@pytest.mark.parametrize(("suffix", "depth"), [(".yaml", 990), (".json", 900), (".json", 100_000)])
+def test_a_value_nested_too_deep_is_refused_not_a_crash(
+    tmp_path: Path, suffix: str, depth: int
+) -> None:
+    path = tmp_path / f"deep{suffix}"
+    nested = "[" * depth + '"${ workflow.input }"' + "]" * depth
+    tasks = f'[{{"id": "a", "type": "t.a", "input": {{"x": {nested}}}}}]'
+    path.write_text(f'{{"name": "x", "tasks": {tasks}}}')
+    (problem,) = validate_files([path])[1]
+    if depth > 1000:  # past what the JSON parser itself can read
+        assert problem.message == "JSON nests too deeply to read"
+    else:
+        assert (problem.task, problem.message) == ("a", "input.x: nests more than 100 levels deep")
