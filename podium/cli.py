@@ -775,7 +775,6 @@ def compare(
 
     if kill:
         raise _fail("--kill is not yet supported by podium compare")
-    configure_logging()
     settings = _settings(bootstrap_servers)
     try:
         definition = load_definition(definition_file)
@@ -795,6 +794,7 @@ def compare(
     if note:
         print(f"podium: {note}", file=sys.stderr)
     options = Options(runs=runs, concurrency=concurrency, fail_rate=fail_rate, inputs=payloads)
+    configure_logging()
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         code = run_compare(
             definition,
