@@ -53,7 +53,7 @@ from podium.events import (
 )
 from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
-from podium.runtime.loop import Loop, Spec
+from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
 from podium.runtime.settings import Settings
 from podium.workflow import machine
@@ -88,7 +88,7 @@ class EndedRecord:
     result: Ended
 
 
-class Conductor:
+class Conductor(BaseProcessor):
     """Orchestration: decides, sends the commands, fires every timer, announces the end."""
 
     name = "conductor"
@@ -181,15 +181,6 @@ class Conductor:
 
     def next_due(self) -> float | None:
         return self._timers[0][0] if self._timers else None
-
-    def before_poll(self) -> None:
-        pass
-
-    async def flush(self) -> None:
-        pass  # all its state goes to the changelog
-
-    async def drain(self) -> None:
-        pass
 
     def state_of(self, workflow_id: str) -> WorkflowState | None:
         """The current state of a workflow on this process's partitions."""

@@ -53,7 +53,7 @@ from podium.runtime.changelog import read_events, restore
 from podium.runtime.kafka import (
     send,
 )
-from podium.runtime.loop import Loop, Spec
+from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
 from podium.runtime.settings import Settings
 from podium.services import snapshot
@@ -79,7 +79,7 @@ FORGET = "podium:forget"
 ENDED_IDS = 100_000
 
 
-class Participant:
+class Participant(BaseProcessor):
     def __init__(
         self,
         service: TaskService,
@@ -147,9 +147,6 @@ class Participant:
 
     def next_due(self) -> float | None:
         return self._timers[0][0] if self._timers else None
-
-    async def flush(self) -> None:
-        pass  # its join state goes to the changelog
 
     async def drain(self) -> None:
         if self._running:

@@ -20,7 +20,7 @@ from sqlalchemy import exc
 from podium.events import CloudEvent, topics
 from podium.history.database import Database, HistoryError, describe
 from podium.history.rows import Batch
-from podium.runtime.loop import Loop, Spec
+from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
 
@@ -34,7 +34,7 @@ WRITE_PATIENCE_S = 60.0
 FETCH_MAX_WAIT_MS = 100
 
 
-class Recorder:
+class Recorder(BaseProcessor):
     name = "history-store"
     group = "podium.history"
 
@@ -122,24 +122,3 @@ class Recorder:
                 log.warning("history write failed (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    def fire(self, now: float) -> None:
-        pass
-
-    def next_due(self) -> float | None:
-        return None
-
-    def snapshot(self, key: str) -> bytes | None:
-        return None
-
-    async def restore(self, partitions: set[int]) -> None:
-        pass
-
-    def revoke(self, partitions: set[int]) -> None:
-        pass
-
-    def before_poll(self) -> None:
-        pass
-
-    async def drain(self) -> None:
-        pass

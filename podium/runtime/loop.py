@@ -72,6 +72,38 @@ class Processor(Protocol):
         """On stop, before the last seal: wait for the work still running."""
 
 
+class BaseProcessor:
+    """A processor's defaults: no timers, no state, no backpressure, nothing kept outside
+    Kafka, nothing left running. A processor overrides what it uses."""
+
+    def route(self, partition: int, event: CloudEvent, now: float) -> None:
+        return None
+
+    def fire(self, now: float) -> None:
+        return None
+
+    def next_due(self) -> float | None:
+        return None
+
+    def snapshot(self, key: str) -> bytes | None:
+        return None
+
+    async def restore(self, partitions: set[int]) -> None:
+        return None
+
+    def revoke(self, partitions: set[int]) -> None:
+        return None
+
+    def before_poll(self) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+    async def drain(self) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     """Where a processor's loop reads and writes."""

@@ -35,7 +35,7 @@ from podium.events import (
     topics,
 )
 from podium.runtime.kafka import raw_record
-from podium.runtime.loop import Loop, Spec
+from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.settings import Settings
 from podium.triggers.records import event_of
 from podium.workflow.catalog import Catalog
@@ -72,7 +72,7 @@ class Refusal(Exception):
     """Why a matching record starts nothing: the dead letter's reason."""
 
 
-class Binder:
+class Binder(BaseProcessor):
     """Starts workflows from records of the bound topics."""
 
     name = "triggers.events"
@@ -169,32 +169,3 @@ class Binder:
             mode=self.mode,
         )
         return new_event(payload, source=SOURCE, workflow_id=str(workflow_id))
-
-    # -- the rest of the processor: no Podium inputs, no state ---------------------
-
-    def route(self, partition: int, event: CloudEvent, now: float) -> None:
-        pass
-
-    def fire(self, now: float) -> None:
-        pass
-
-    def next_due(self) -> float | None:
-        return None
-
-    def snapshot(self, key: str) -> bytes | None:
-        return None
-
-    async def restore(self, partitions: set[int]) -> None:
-        pass
-
-    def revoke(self, partitions: set[int]) -> None:
-        pass
-
-    def before_poll(self) -> None:
-        pass
-
-    async def flush(self) -> None:
-        pass
-
-    async def drain(self) -> None:
-        pass

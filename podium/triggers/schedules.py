@@ -33,7 +33,7 @@ from aiokafka.partitioner import murmur2
 
 from podium.events import CloudEvent, Mode, WorkflowTriggered, encode, new_event, topics
 from podium.runtime.changelog import restore
-from podium.runtime.loop import Loop, Spec
+from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
 from podium.workflow.definition import Definition
@@ -83,7 +83,7 @@ def schedules_of(catalog: Catalog, partitions: int) -> list[Schedule]:
     ]
 
 
-class Scheduler:
+class Scheduler(BaseProcessor):
     name = "triggers.schedules"
     group = "podium.gateway.schedules"
 
@@ -213,15 +213,3 @@ class Scheduler:
         return {key: next_ticks(s.trigger, now, count) for key, s in self.schedules.items()}
 
     # -- no Podium inputs ----------------------------------------------------------
-
-    def route(self, partition: int, event: CloudEvent, now: float) -> None:
-        pass
-
-    def before_poll(self) -> None:
-        pass
-
-    async def flush(self) -> None:
-        pass
-
-    async def drain(self) -> None:
-        pass
