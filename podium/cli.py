@@ -140,7 +140,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings(
-    bootstrap_servers: str | None, definitions: Path | None = None, mode: str | None = None
+    bootstrap_servers: str | None,
+    definitions: Path | None = None,
+    mode: str | None = None,
+    health_port: int | None = None,
 ) -> Settings:
     try:
         settings = Settings()
@@ -155,6 +158,8 @@ def _settings(
         updates["bootstrap_servers"] = bootstrap_servers
     if definitions:
         updates["definitions"] = definitions
+    if health_port is not None:
+        updates["health_port"] = health_port
     return settings.model_copy(update=updates)
 
 
@@ -204,6 +209,13 @@ METRICS_PORT = typer.Option(
     min=0,
     max=65535,
     help="Serve Prometheus metrics at /metrics on this port (PODIUM_METRICS_PORT).",
+)
+HEALTH_PORT = typer.Option(
+    None,
+    "--health-port",
+    min=0,
+    max=65535,
+    help="Serve readiness at /ready and liveness at /live on this port (PODIUM_HEALTH_PORT).",
 )
 
 
@@ -281,12 +293,13 @@ def service(
     bootstrap_servers: str | None = BOOTSTRAP,
     concurrency: int | None = typer.Option(None, min=1, help="Handlers running at once."),
     metrics_port: int | None = METRICS_PORT,
+    health_port: int | None = HEALTH_PORT,
 ) -> None:
     """Run task services: handle commands (orchestration) or react to events (choreography)."""
     from podium.loading import LoadError, load_services
 
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions, mode)
+    settings = _settings(bootstrap_servers, definitions, mode, health_port)
     if concurrency:
         settings = settings.model_copy(update={"concurrency": concurrency})
     try:
@@ -299,12 +312,16 @@ def service(
 
         catalog = _catalog(settings)
         with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-            _run(_serve(lambda: [Participant(s, catalog, bootstrap, settings) for s in loaded]))
+            _run(
+                _serve(
+                    lambda: [Participant(s, catalog, bootstrap, settings) for s in loaded], settings
+                )
+            )
         return
     from podium.services.worker import Worker
 
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        _run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded]))
+        _run(_serve(lambda: [Worker(s, bootstrap, settings) for s in loaded], settings))
 
 
 @app.command()
@@ -312,11 +329,12 @@ def tracker(
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
     metrics_port: int | None = METRICS_PORT,
+    health_port: int | None = HEALTH_PORT,
 ) -> None:
     """Run the tracker: watch workflows of both modes, announce choreographed ones' ends."""
     from podium.conductor.conductor import Tracker
 
-    _run_state_machine(Tracker, definitions, bootstrap_servers, metrics_port)
+    _run_state_machine(Tracker, definitions, bootstrap_servers, metrics_port, health_port)
 
 
 @app.command()
@@ -324,11 +342,12 @@ def conductor(
     definitions: Path | None = DEFINITIONS,
     bootstrap_servers: str | None = BOOTSTRAP,
     metrics_port: int | None = METRICS_PORT,
+    health_port: int | None = HEALTH_PORT,
 ) -> None:
     """Run a conductor: drive orchestrated workflows from triggers and outcomes."""
     from podium.conductor.conductor import Conductor
 
-    _run_state_machine(Conductor, definitions, bootstrap_servers, metrics_port)
+    _run_state_machine(Conductor, definitions, bootstrap_servers, metrics_port, health_port)
 
 
 triggers_app = typer.Typer(
@@ -347,6 +366,7 @@ def triggers(
     ),
     bootstrap_servers: str | None = BOOTSTRAP,
     metrics_port: int | None = METRICS_PORT,
+    health_port: int | None = HEALTH_PORT,
 ) -> None:
     """Run the trigger gateway for the definitions' schedules and event bindings."""
     if ctx.invoked_subcommand is not None:
@@ -355,13 +375,13 @@ def triggers(
     from podium.triggers.gateway import Gateway, has_triggers
 
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions, mode)
+    settings = _settings(bootstrap_servers, definitions, mode, health_port)
     catalog = _catalog(settings)
     if not has_triggers(catalog):
         raise _fail(f"{settings.definitions}: no definition has triggers")
     _observe(settings, metrics_port, "triggers")
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        _run(_serve(lambda: [Gateway(catalog, bootstrap, settings)]))
+        _run(_serve(lambda: [Gateway(catalog, bootstrap, settings)], settings))
 
 
 @triggers_app.command(name="list")
@@ -391,19 +411,20 @@ def history_store(
     bootstrap_servers: str | None = BOOTSTRAP,
     history_url: str | None = HISTORY_URL,
     metrics_port: int | None = METRICS_PORT,
+    health_port: int | None = HEALTH_PORT,
 ) -> None:
     """Run the history store: record every workflow, attempt and transition of both modes."""
     from podium.history.database import HistoryError
     from podium.history.recorder import Recorder
 
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions)
+    settings = _settings(bootstrap_servers, definitions, health_port=health_port)
     catalog = _catalog(settings)
     database = _database(history_url)
     _observe(settings, metrics_port, "history-store")
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         try:
-            _run(_serve(lambda: [Recorder(catalog, bootstrap, settings, database)]))
+            _run(_serve(lambda: [Recorder(catalog, bootstrap, settings, database)], settings))
         except HistoryError as exc:
             raise _fail(f"history: {exc}", 1) from None
 
@@ -541,6 +562,7 @@ def api(
         help="Kafka to trigger and cancel through (PODIUM_BOOTSTRAP_SERVERS); reads need none.",
     ),
     history_url: str | None = HISTORY_URL,
+    health_port: int | None = HEALTH_PORT,
 ) -> None:
     """Serve the HTTP API and the dashboard: what is recorded; trigger and cancel."""
     from podium.api import create_app
@@ -548,14 +570,17 @@ def api(
     from podium.history.database import describe
 
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions)
+    settings = _settings(bootstrap_servers, definitions, health_port=health_port)
     catalog = _catalog(settings) if settings.definitions is not None else None
     database = _database(history_url)
     token = os.environ.get("PODIUM_API_TOKEN") or None
     app = create_app(database, settings, catalog=catalog, token=token)
     guarded = ", a bearer token to trigger and cancel" if token else ""
     url = f"http://{host}:{{port}} (history {describe(database.url)}{guarded})"
-    server = Server(app, host, port, ready(url))
+    health = (
+        (settings.health_host, settings.health_port) if settings.health_port is not None else None
+    )
+    server = Server(app, host, port, ready(url), health=health)
     server.run()
     if not server.started:
         raise _fail(f"cannot serve on {host}:{port}", 1)
@@ -579,23 +604,59 @@ def _run_state_machine(
     definitions: Path | None,
     bootstrap_servers: str | None,
     metrics_port: int | None,
+    health_port: int | None,
 ) -> None:
     """The conductor and the tracker: one process hosting the state machine."""
     configure_logging()
-    settings = _settings(bootstrap_servers, definitions)
+    settings = _settings(bootstrap_servers, definitions, health_port=health_port)
     catalog = _catalog(settings)
     _observe(settings, metrics_port, kind.name)
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
-        _run(_serve(lambda: [kind(catalog, bootstrap, settings)]))
+        _run(_serve(lambda: [kind(catalog, bootstrap, settings)], settings))
 
 
-async def _serve(build: Any) -> None:
-    """Run components until SIGTERM/SIGINT, then stop them cleanly."""
+async def _health_server(status: Any, settings: Settings) -> asyncio.Server | None:
+    from podium import health
+
+    if settings.health_port is None:
+        return None
+    try:
+        return await health.serve(status, settings.health_port, settings.health_host)
+    except OSError as exc:
+        where = f"{settings.health_host}:{settings.health_port}"
+        raise _fail(f"cannot serve health on {where}: {exc}", 1) from None
+
+
+async def _serve(build: Any, settings: Settings) -> None:
+    """Run components until SIGTERM/SIGINT, then stop them cleanly: each drains (what
+    runs ends, what it caused is acknowledged, offsets commit, it leaves its group)
+    within `drain_timeout_s`; past that, or at a second signal, what is left is
+    abandoned (at-least-once: it runs again elsewhere) and the process exits 1."""
+    from podium import health
+
     parts = build()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: [part.stop() for part in parts])
+    status = health.Health(lambda: all(part.ready.is_set() for part in parts))
+    server = await _health_server(status, settings)
     tasks = [asyncio.create_task(part.run()) for part in parts]
+    abandoned: list[str] = []
+
+    def abandon(why: str) -> None:
+        abandoned.append(why)
+        for task in tasks:
+            task.cancel()
+
+    def stop() -> None:
+        if status.draining:
+            abandon("a second signal")
+            return
+        status.draining = True
+        for part in parts:
+            part.stop()
+        loop.call_later(settings.drain_timeout_s, abandon, f"{settings.drain_timeout_s:g}s")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
 
     async def announce() -> None:
         await asyncio.gather(*(part.ready.wait() for part in parts))
@@ -604,8 +665,37 @@ async def _serve(build: Any) -> None:
     announcer = asyncio.create_task(announce())
     try:
         await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        if not abandoned:
+            raise
+        raise _fail(f"stopped without draining ({abandoned[0]})", 1) from None
     finally:
         announcer.cancel()
+        if server is not None:
+            server.close()
+
+
+@app.command()
+def probe(
+    what: str = typer.Argument(..., metavar="ready|live", help="Which check to ask for."),
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="The role's health port (PODIUM_HEALTH_PORT)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="The role's address."),
+    timeout: float = typer.Option(3.0, "--timeout", min=0.1, help="Seconds to wait."),
+) -> None:
+    """Ask a running role whether it is ready or live: exit 0 if so, 1 if not (healthchecks)."""
+    from podium import health
+
+    if what not in ("ready", "live"):
+        raise _fail(f"probe ready or live, not {what!r}")
+    if port is None:
+        port = _settings(None).health_port
+    if port is None:
+        raise _fail("no health port: pass --port or set PODIUM_HEALTH_PORT")
+    healthy, said = health.probe(what, port, host, timeout)
+    print(f"podium: {said}", file=sys.stderr)
+    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command()

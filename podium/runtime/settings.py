@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     #: the address the metrics endpoint binds (0.0.0.0 to be scraped from other hosts)
     metrics_host: str = "127.0.0.1"
+    #: serve readiness and liveness at `/ready` and `/live` on this port (long-running roles)
+    health_port: int | None = Field(None, ge=0, le=65535)
+    #: the address the health endpoint binds (0.0.0.0 for Kubernetes' probes)
+    health_host: str = "127.0.0.1"
+    #: seconds a role drains on SIGTERM before it abandons what is left and exits
+    drain_timeout_s: float = Field(30.0, ge=0)
     #: handlers running at once in one service process (backpressure beyond it)
     concurrency: int = Field(64, ge=1, le=10_000)
     #: the largest handler output (serialised JSON); a larger one fails the task for good
