@@ -405,6 +405,58 @@ def triggers_list(
     print_listing(entries)
 
 
+topics_app = typer.Typer(help="Podium's Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command(name="create")
+def topics_create(
+    definitions: Path | None = DEFINITIONS,
+    services: list[str] = typer.Option(
+        [], "--service", help="A choreography service's name: its changelog too (repeatable)."
+    ),
+    partitions: int | None = typer.Option(
+        None, "--partitions", min=1, max=1024, help="Partitions of every topic (PODIUM_PARTITIONS)."
+    ),
+    replication_factor: int | None = typer.Option(
+        None,
+        "--replication-factor",
+        min=1,
+        max=16,
+        help="Replicas of every topic (PODIUM_REPLICATION_FACTOR).",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the topics, create none."),
+    bootstrap_servers: str | None = BOOTSTRAP,
+) -> None:
+    """Create every topic of a deployment, explicitly: idempotent (existing topics are left
+    as they are), one partition count for all (co-partitioning), changelogs compacted."""
+    from podium.client import deployment_topics
+    from podium.conductor.completion import published_to
+    from podium.events import topics
+    from podium.runtime.kafka import create_topics
+
+    configure_logging()
+    settings = _settings(bootstrap_servers, definitions)
+    updates = {"partitions": partitions, "replication_factor": replication_factor}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    catalog = _catalog(settings)
+    try:
+        names = deployment_topics(catalog.task_types, published_to(catalog), services)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    for name in names:
+        policy = "compact" if topics.is_changelog(name) else "delete"
+        print(f"{name}\t{settings.partitions}\t{settings.replication_factor}\t{policy}")
+    if dry_run:
+        return
+    if not settings.bootstrap_servers:
+        raise _fail(
+            "no bootstrap servers: set PODIUM_BOOTSTRAP_SERVERS or pass --bootstrap-servers"
+        )
+    _run(create_topics(settings.bootstrap_servers, names, settings))
+    print(f"podium: {len(names)} topics ready on {settings.bootstrap_servers}", file=sys.stderr)
+
+
 @app.command(name="history-store")
 def history_store(
     definitions: Path | None = DEFINITIONS,

@@ -84,6 +84,27 @@ async def prepare_topics(bootstrap_servers: str, settings: Settings, task_types:
     )
 
 
+def deployment_topics(task_types: set[str], published: list[str], services: list[str]) -> list[str]:
+    """Every topic of a deployment (`podium topics create`): the shared ones, the command
+    and outcome topics of every task type, the conductor's, tracker's and gateway's
+    changelogs, the choreography changelogs of the named services, and the topics
+    `on_complete` publishes to. The roles create what they use too; this makes it explicit."""
+    return sorted(
+        {
+            topics.TRIGGERS,
+            topics.WORKFLOWS,
+            topics.DEAD_LETTER,
+            topics.SCHEDULES,
+            topics.CONDUCTOR_CHANGELOG,
+            topics.TRACKER_CHANGELOG,
+            topics.GATEWAY_CHANGELOG,
+            *topics.task_topics(task_types),
+            *(topics.choreography_changelog(name) for name in services),
+            *published,
+        }
+    )
+
+
 class Client:
     """Publishes triggers and awaits workflow ends."""
 
