@@ -20,6 +20,9 @@ one conductor (or one choreography participant) owns each workflow.
 - `podium.schedules`: nothing is written to it; its partitions share the schedules out
   among trigger gateways (the owner of a definition's partition fires its schedules)
 - `podium.gateway.changelog`: the last tick each schedule handled, compacted (gateway)
+- `podium.gateway.waits.changelog`: the wait tasks' attempts waiting for a record in
+  orchestration, compacted (gateway; in choreography the gateway's participant keeps
+  them in `podium.choreo.podium.gateway.changelog`)
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ TRACKER_CHANGELOG = "podium.tracker.changelog"
 DEAD_LETTER = "podium.dlq"
 SCHEDULES = "podium.schedules"
 GATEWAY_CHANGELOG = "podium.gateway.changelog"
+WAITS_CHANGELOG = "podium.gateway.waits.changelog"
 
 #: the one pattern for what names a topic: task types and service names. Kafka allows
 #: letters, digits, '.', '_' and '-' in 249 characters; the longest topic built from a

@@ -98,6 +98,7 @@ def deployment_topics(task_types: set[str], published: list[str], services: list
             topics.CONDUCTOR_CHANGELOG,
             topics.TRACKER_CHANGELOG,
             topics.GATEWAY_CHANGELOG,
+            topics.WAITS_CHANGELOG,
             *topics.task_topics(task_types),
             *(topics.choreography_changelog(name) for name in services),
             *published,

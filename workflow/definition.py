@@ -34,7 +34,7 @@ from podium.events import topics
 from podium.workflow.durations import parse_duration
 from podium.workflow.expressions import Expression, Template, compile_expression, compile_template
 from podium.workflow.messages import Step
-from podium.workflow.triggers import WAIT_TYPE, OnComplete, Trigger, WaitFor
+from podium.workflow.triggers import WAIT_INPUT, WAIT_TYPE, OnComplete, Trigger, WaitFor
 from podium.workflow.validation import (
     Issue,
     backoff_message,
@@ -164,6 +164,11 @@ class TaskSpec(_Model):
             raise ValueError("a wait_for task has no type: the trigger gateway completes it")
         if self.wait_for is None and self.type == WAIT_TYPE:
             raise ValueError(f"type {WAIT_TYPE!r} is for wait_for tasks")
+        if self.wait_for is not None and self.input:
+            raise ValueError(
+                "a wait_for task takes no input: its attempt's input is the workflow's input "
+                "(what its match and output see as workflow.input)"
+            )
         return self
 
 
@@ -350,7 +355,8 @@ def _compile(definition: Definition) -> Plan:
     compiled: dict[str, CompiledTask] = {}
     for task in sorted(definition.tasks, key=lambda t: index[t.id]):
         when = compile_expression(strip_template(task.when)) if task.when is not None else None
-        template = compile_template(task.input)
+        # a wait's attempt carries the workflow's input: the gateway's match sees it
+        template = compile_template(WAIT_INPUT if task.wait_for is not None else task.input)
         refs = template.tasks | (when.tasks if when else frozenset())
         compensate = compile_template(task.compensate.input) if task.compensate else None
         observes = tuple(dict.fromkeys([*task.depends_on, *sorted(refs - set(task.depends_on))]))

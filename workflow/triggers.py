@@ -40,6 +40,7 @@ __all__ = [
     "END_VARIABLES",
     "EVENT_VARIABLES",
     "MISSED_GRACE_S",
+    "WAIT_INPUT",
     "WAIT_TYPE",
     "WAIT_VARIABLES",
     "EventBinding",
@@ -57,6 +58,9 @@ WAIT_VARIABLES = frozenset({"event", "workflow"})
 END_VARIABLES = KNOWN_VARIABLES
 #: the task type of a ``wait_for`` task: the trigger gateway completes it, no service
 WAIT_TYPE = "podium.wait"
+#: the input of a wait task's attempt (in both modes): the workflow's input, which its
+#: ``match`` and ``output`` see as ``workflow.input``
+WAIT_INPUT = "${ workflow.input }"
 #: a tick at most this late is fired as usual (a restart, a slow poll); an older one
 #: was missed during downtime and follows the schedule's ``missed`` policy
 MISSED_GRACE_S = 60.0
@@ -182,6 +186,13 @@ class WaitFor(_Model):
     topic: Topic
     match: Annotated[str, _expression(WAIT_VARIABLES)]
     output: Annotated[Any, _template(WAIT_VARIABLES)] = None
+
+    def compiled(self) -> tuple[Expression, Template]:
+        """The match and the output, compiled (the sources' compilation is cached)."""
+        return (
+            compile_expression(_strip(self.match), WAIT_VARIABLES),
+            compile_template(self.output, WAIT_VARIABLES),
+        )
 
 
 class Start(_Model):

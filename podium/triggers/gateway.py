@@ -1,5 +1,5 @@
-"""The trigger gateway (`podium triggers`): the schedules and the event bindings of a
-set of definitions, as one component of two processors on the runtime."""
+"""The trigger gateway (`podium triggers`): the schedules, the event bindings and the
+wait tasks of a set of definitions, as one component of processors on the runtime."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import Any
 from podium.runtime.settings import Settings
 from podium.triggers.bindings import Binder
 from podium.triggers.schedules import Scheduler
+from podium.triggers.waits import wait_parts
 from podium.workflow.catalog import Catalog
 
 
 def has_triggers(catalog: Catalog) -> bool:
-    """Whether any definition has schedules or event bindings."""
-    return any(definition.triggers for definition in catalog)
+    """Whether any definition has schedules, event bindings or wait tasks."""
+    return any(definition.triggers or definition.waits for definition in catalog)
 
 
 class Gateway:
@@ -33,7 +34,13 @@ class Gateway:
         self.scheduler = Scheduler(catalog, bootstrap_servers, settings, clock=clock)
         binder = Binder(catalog, bootstrap_servers, settings)
         self.binder = binder if binder.topics else None
-        self.parts: list[Any] = [self.scheduler, *([self.binder] if self.binder else [])]
+        #: the wait tasks' parts, in both modes: the watcher, a worker and a participant
+        self.waits = wait_parts(catalog, bootstrap_servers, settings)
+        self.parts: list[Any] = [
+            self.scheduler,
+            *([self.binder] if self.binder else []),
+            *self.waits,
+        ]
         self.ready = asyncio.Event()
 
     def stop(self) -> None:

@@ -91,6 +91,7 @@ def test_every_problem_at_once() -> None:
                 *BASE["tasks"],
                 {"id": "approve", "wait_for": {"topic": "a", "match": "tasks.reserve.output"}},
                 {"id": "typed", "type": "x", "wait_for": {"topic": "a", "match": "true"}},
+                {"id": "fed", "input": {"x": 1}, "wait_for": {"topic": "a", "match": "true"}},
             ],
             on_complete=[
                 {"publish": {"topic": "x"}, "start": {"workflow": "ship"}},
@@ -109,6 +110,7 @@ def test_every_problem_at_once() -> None:
         "triggers.5: a trigger has either 'cron' or 'event'",
         "task 'approve': wait_for.match: expression 'tasks.reserve.output' uses unknown variable 'tasks'",
         "task 'typed': a wait_for task has no type",
+        "task 'fed': a wait_for task takes no input",
         "on_complete.0: an on_complete entry has either 'start' or 'publish'",
         "on_complete.1.when: expression 'event.x' uses unknown variable 'event'",
     ]
