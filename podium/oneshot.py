@@ -19,9 +19,11 @@ from podium.runtime.settings import Settings
 from podium.services.participant import Participant
 from podium.services.service import TaskService
 from podium.services.worker import Worker
+from podium.triggers.waits import wait_parts
 from podium.workflow.catalog import Catalog
 from podium.workflow.definition import Definition
 from podium.workflow.machine import WorkflowState
+from podium.workflow.triggers import WAIT_TYPE
 
 log = logging.getLogger("podium.run")
 
@@ -46,7 +48,8 @@ async def run_once(
 ) -> tuple[str, Ended]:
     """Run one workflow to its end; with `history`, return once its end is recorded there."""
     catalog = Catalog([definition])
-    missing = catalog.task_types - {t for s in services for t in s.task_types}
+    # the trigger gateway completes wait tasks: no service handles them
+    missing = catalog.task_types - {WAIT_TYPE} - {t for s in services for t in s.task_types}
     if missing:
         raise LookupError(f"no service handles task type(s): {', '.join(sorted(missing))}")
     await prepare_topics(bootstrap_servers, settings, catalog.task_types)
@@ -54,6 +57,9 @@ async def run_once(
     parts = build_parts(
         catalog, services, bootstrap_servers, settings, mode, on_state, only=workflow_id
     )
+    # the gateway's part for this run: its wait tasks, in its mode (its schedules and
+    # bindings would start other workflows, which nothing of a one-shot run serves)
+    parts.extend(wait_parts(catalog, bootstrap_servers, settings, modes=[mode], only=workflow_id))
     recorder = None
     if history is not None:
         recorder = Recorder(catalog, bootstrap_servers, settings, history, only=workflow_id)
