@@ -390,15 +390,27 @@ def triggers_list(
     definitions: Path | None = DEFINITIONS,
     count: int = typer.Option(3, "--next", min=1, max=100, help="Fire times per schedule."),
     as_json: bool = AS_JSON,
+    metrics_urls: list[str] = typer.Option(
+        [],
+        "--metrics-url",
+        help="A running gateway's /metrics (repeatable): each binding's counts, summed.",
+    ),
 ) -> None:
-    """Every schedule with its next fire times, every event binding with its topic."""
+    """Every schedule with its next fire times, every event binding with its topic (and,
+    with --metrics-url, its records matched, filtered out and dead-lettered)."""
     import time
 
-    from podium.triggers.listing import listing, print_listing
+    from podium.triggers.listing import binding_counts, listing, print_listing
 
     parent = ctx.obj or (None, None)
     settings = _settings(None, definitions or parent[0])
-    entries = listing(_catalog(settings), time.time(), count)
+    counts = None
+    if metrics_urls:
+        try:
+            counts = binding_counts(metrics_urls)
+        except (OSError, ValueError) as exc:
+            print(f"podium: binding counts unknown: cannot read metrics: {exc}", file=sys.stderr)
+    entries = listing(_catalog(settings), time.time(), count, counts)
     if as_json:
         sys.stdout.write(orjson.dumps(entries).decode() + "\n")
         return

@@ -16,6 +16,7 @@ consumer already knows) only while an endpoint is up.
 | `podium_task_queued_seconds` | task_type, mode | from the command (orchestration) or the decision to run (choreography) to the handler's start (histogram) |
 | `podium_consumer_lag` | group, topic | records not yet fetched, over the partitions this process is assigned |
 | `podium_dead_letters_total` | topic | records sent to `podium.dlq`, by the topic they came from |
+| `podium_binding_records_total` | binding, outcome | records of a bound topic by event binding (`<workflow>#<index>`): `matched`, `filtered` or `dead_lettered` (the trigger gateway; `podium triggers list --metrics-url` shows them) |
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ CONSUMER_LAG = Gauge(
 DEAD_LETTERS = Counter(
     "podium_dead_letters", "Records sent to the dead-letter topic, by origin topic.", ["topic"]
 )
+
+BINDING_RECORDS = Counter(
+    "podium_binding_records",
+    "Records of a bound topic, by event binding and what became of them.",
+    ["binding", "outcome"],
+)
+#: the outcomes of a record at an event binding
+BINDING_OUTCOMES = ("matched", "filtered", "dead_lettered")
 
 _serving = False
 
@@ -112,6 +121,10 @@ def attempt(
 
 def dead_lettered(topic: str) -> None:
     DEAD_LETTERS.labels(topic).inc()
+
+
+def binding_record(binding: str, outcome: str) -> None:
+    BINDING_RECORDS.labels(binding, outcome).inc()
 
 
 class Lag:

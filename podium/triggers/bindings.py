@@ -13,7 +13,8 @@ undecoded (`Spec.foreign`). For each binding of the record's topic:
   binding's `id:` gives, or, without one, `<name>:<topic>:<partition>:<offset>`: a
   record read again (the same record sent again, with `id:`) starts nothing new.
 
-The loop commits the record's offset once the trigger is acknowledged.
+The loop commits the record's offset once the trigger is acknowledged. Each outcome
+is counted per binding (`counts`) and in `podium_binding_records_total`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
+from podium import metrics
 from podium.events import (
     CloudEvent,
     DecodeError,
@@ -127,13 +129,16 @@ class Binder(BaseProcessor):
                 if not isinstance(why, Refusal):
                     log.exception("binding %s cannot take a record", binding.label)
                 counts["dead_lettered"] += 1
+                metrics.binding_record(binding.label, "dead_lettered")
                 reason = f"binding {binding.label} ({binding.spec.topic}): {why}"
                 self._outbox.dead_letter(DecodeError(reason, raw_record(record)))
                 continue
             if trigger is None:
                 counts["filtered"] += 1
+                metrics.binding_record(binding.label, "filtered")
                 continue
             counts["matched"] += 1
+            metrics.binding_record(binding.label, "matched")
             self._outbox.emit(topics.TRIGGERS, None, encode(trigger))
 
     def _trigger(

@@ -1,16 +1,48 @@
-"""`podium triggers list`: what the definitions' triggers are and when schedules fire."""
+"""`podium triggers list`: what the definitions' triggers are, when schedules fire and,
+read from running gateways' `/metrics`, what became of each binding's records."""
 
 from __future__ import annotations
 
+import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from podium.metrics import BINDING_OUTCOMES
 from podium.workflow.catalog import Catalog
 from podium.workflow.triggers import next_ticks, zone
 
+Counts = dict[str, dict[str, int]]
 
-def listing(catalog: Catalog, now: float, count: int = 3) -> dict[str, list[dict[str, Any]]]:
-    """Schedules with their next `count` fire times (ISO, in their zone), and bindings."""
+
+def binding_counts(urls: list[str], timeout: float = 5.0) -> Counts:
+    """Per binding (`<workflow>#<index>`), its records by outcome, summed over the
+    gateways whose `/metrics` these URLs are (counted since each process started).
+    `OSError` when one cannot be read."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: Counts = {}
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name != "podium_binding_records":
+                continue
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue  # the _created timestamps
+                found = totals.setdefault(
+                    sample.labels["binding"], dict.fromkeys(BINDING_OUTCOMES, 0)
+                )
+                outcome = sample.labels["outcome"]
+                found[outcome] = found.get(outcome, 0) + int(sample.value)
+    return totals
+
+
+def listing(
+    catalog: Catalog, now: float, count: int = 3, counts: Counts | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Schedules with their next `count` fire times (ISO, in their zone), and bindings
+    (with `counts`: each one's `matched`, `filtered` and `dead_lettered`)."""
     schedules: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
     for definition in sorted(catalog, key=lambda d: d.key):
@@ -33,14 +65,16 @@ def listing(catalog: Catalog, now: float, count: int = 3) -> dict[str, list[dict
                     }
                 )
             elif trigger.event is not None:
-                bindings.append(
-                    {
-                        **where,
-                        "topic": trigger.event.topic,
-                        "filter": trigger.event.filter,
-                        "id": trigger.event.id,
-                    }
-                )
+                binding = {
+                    **where,
+                    "topic": trigger.event.topic,
+                    "filter": trigger.event.filter,
+                    "id": trigger.event.id,
+                }
+                if counts is not None:
+                    label = f"{definition.name}#{index}"
+                    binding["counts"] = counts.get(label, dict.fromkeys(BINDING_OUTCOMES, 0))
+                bindings.append(binding)
     return {"schedules": schedules, "bindings": bindings}
 
 
@@ -60,13 +94,20 @@ def print_listing(entries: dict[str, list[dict[str, Any]]]) -> None:
             "\n".join(s["next"]),
         )
     console.print(table)
-    table = Table("workflow", "#", "topic", "filter", "id", title="event bindings")
+    counted = any("counts" in b for b in entries["bindings"])
+    columns = ["workflow", "#", "topic", "filter", "id"]
+    if counted:
+        columns += ["matched", "filtered", "dead-lettered"]
+    table = Table(*columns, title="event bindings")
     for b in entries["bindings"]:
-        table.add_row(
+        row = [
             f"{b['workflow']} v{b['version']}",
             str(b["index"]),
             b["topic"],
             b["filter"] or "",
             b["id"] or "",
-        )
+        ]
+        if counted:
+            row += [str(b["counts"][outcome]) for outcome in BINDING_OUTCOMES]
+        table.add_row(*row)
     console.print(table)
