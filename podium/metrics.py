@@ -146,8 +146,10 @@ class Lag:
         now = time.monotonic()
         if now < self._next:
             return
-        self._next = now + LAG_INTERVAL_S
         behind = self.read()
+        if not behind and not self._topics:
+            return  # nothing assigned and fetched yet: ask again on the next tick
+        self._next = now + LAG_INTERVAL_S
         for topic in self._topics - behind.keys():  # no longer assigned here
             CONSUMER_LAG.labels(self.group, topic).set(0)
         for topic, records in behind.items():
