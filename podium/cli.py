@@ -740,6 +740,51 @@ async def _serve(build: Any, settings: Settings) -> None:
 
 
 @app.command()
+def up(
+    compose_file: Path = typer.Argument(
+        Path("docker-compose.yml"), metavar="[COMPOSE_FILE]", help="The compose file."
+    ),
+    profiles: list[str] = typer.Option([], "--profile", help="Also run this profile's services."),
+    broker_kind: str = typer.Option(
+        "tansu", "--broker", help="What stands in for Kafka: tansu (embedded) or apache-kafka."
+    ),
+    project_directory: Path | None = typer.Option(
+        None, "--project-directory", help="Where the services run (default: the file's folder)."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Where the SQLite file for PostgreSQL goes (PROJECT/.podium-up)."
+    ),
+) -> None:
+    """Run a compose file's Podium services as local processes, without Docker: Kafka by
+    the embedded broker, PostgreSQL by SQLite, `ports:` honoured; Ctrl-C stops them all."""
+    from podium import up as compose
+
+    if broker_kind not in ("tansu", "apache-kafka"):
+        raise _fail(f"--broker must be tansu or apache-kafka, not {broker_kind!r}")
+    project = (project_directory or compose_file.resolve().parent).resolve()
+    data = (data_dir or project / ".podium-up").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    try:
+        plan = compose.plan(compose.load(compose_file, profiles), data)
+    except compose.UpError as exc:
+        raise _fail(str(exc)) from None
+    colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    runner = compose.Up(plan, project, sys.stdout, colour)
+    for name in plan.skipped:
+        print(f"podium up: {name} needs Docker: not run", file=sys.stderr)
+    signal.signal(signal.SIGTERM, runner.signal)
+    signal.signal(signal.SIGINT, runner.signal)
+    try:
+        with compose.broker(broker_kind.replace("apache-kafka", "kafka"), plan.broker_port):
+            for name, instead in plan.replaced.items():
+                print(f"podium up: {name} replaced by {instead}", file=sys.stderr, flush=True)
+            code = runner.run()
+    except (compose.UpError, OSError, RuntimeError) as exc:
+        raise _fail(str(exc), 1) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def probe(
     what: str = typer.Argument(..., metavar="ready|live", help="Which check to ask for."),
     port: int | None = typer.Option(
