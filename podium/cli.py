@@ -284,6 +284,46 @@ def validate(
 
 
 @app.command()
+def asyncapi(
+    definitions: Path | None = DEFINITIONS,
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML."),
+    partitions: int | None = typer.Option(
+        None, "--partitions", min=1, help="Partitions per topic (PODIUM_PARTITIONS)."
+    ),
+) -> None:
+    """Write the AsyncAPI 3.0 document of a deployment: topics, who reads and writes them."""
+    from podium.asyncapi import document
+
+    settings = _settings(None, definitions)
+    doc = document(_catalog(settings), partitions or settings.partitions)
+    _write_document(doc, output, as_json)
+
+
+@app.command()
+def schemas(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
+) -> None:
+    """Write the JSON Schemas of every event payload (the CloudEvents' data), by type."""
+    from podium.asyncapi import json_schemas
+
+    _write_document(json_schemas(), output, as_json=True)
+
+
+def _write_document(doc: dict[str, Any], output: Path | None, as_json: bool) -> None:
+    if as_json:
+        text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+    else:
+        import yaml
+
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+@app.command()
 def service(
     targets: list[str] = typer.Argument(..., metavar="MODULE:OBJ...", help="Task services to run."),
     mode: str | None = typer.Option(
