@@ -18,12 +18,44 @@ from pydantic import ValidationError
 
 from podium.events import topics
 from podium.events.envelope import JSON, SPEC_VERSION, CloudEvent
-from podium.events.payloads import PAYLOADS
+from podium.events.payloads import (
+    PAYLOADS,
+    TaskCommand,
+    TaskFailed,
+    TaskSkipped,
+    TaskStarted,
+    TaskSucceeded,
+    WorkflowCancelAccepted,
+    WorkflowCancelRequested,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+    WorkflowTriggered,
+)
 
 Headers = list[tuple[str, bytes]]
 
 _OPTIONAL_STRING_ATTRS = ("correlationid", "causationid", "traceparent")
 _REQUIRED = ("id", "source", "type", "specversion", "time", "workflowid")
+
+_TRIGGERS = {
+    m.event_type for m in (WorkflowTriggered, WorkflowCancelRequested, WorkflowCancelAccepted)
+}
+_LIFECYCLE = {m.event_type for m in (WorkflowStarted, WorkflowCompleted, WorkflowFailed)}
+_OUTCOMES = {m.event_type for m in (TaskStarted, TaskSucceeded, TaskFailed, TaskSkipped)}
+
+
+def carried(topic: str) -> set[str] | None:
+    """The event types a topic of Podium's carries; None: any (a topic not Podium's)."""
+    if topic == topics.TRIGGERS:
+        return _TRIGGERS
+    if topic == topics.WORKFLOWS:
+        return _LIFECYCLE
+    if topics.is_command_topic(topic):
+        return {TaskCommand.event_type}
+    if topic.startswith("podium.tasks.") and topic.endswith(".outcomes"):
+        return _OUTCOMES
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +117,8 @@ def decode(raw: RawRecord) -> CloudEvent:
     The record's key must be its workflow id (`ce_workflowid`): every event of a
     workflow shares one partition of each topic, so one member owns the workflow.
     A record keyed otherwise landed on a partition its workflow's owner does not read.
+    Each of Podium's topics carries its own event types (`carried`): another type on it
+    is refused too.
     """
     attrs = _attributes(raw)
     workflow_id = attrs["workflowid"]
@@ -98,6 +132,9 @@ def decode(raw: RawRecord) -> CloudEvent:
     model = PAYLOADS.get(attrs["type"])
     if model is None:
         raise DecodeError(f"unknown event type {attrs['type']!r}", raw)
+    allowed = carried(raw.topic)
+    if allowed is not None and attrs["type"] not in allowed:
+        raise DecodeError(f"a {attrs['type']} event does not belong on {raw.topic}", raw)
     if raw.value is None:
         raise DecodeError("record has no value (data)", raw)
     try:

@@ -97,18 +97,28 @@ async def restore(
 ) -> dict[str, tuple[int, T]]:
     """The latest snapshot of every key of those changelog partitions, parsed.
 
-    An unreadable snapshot is logged and skipped: the key's earlier snapshot, if
-    any, stands (a changelog is append-only; the last readable one wins).
+    An unreadable snapshot (or one without a UTF-8 key) is logged and skipped: the
+    key's earlier snapshot, if any, stands (a changelog is append-only; the last
+    readable one wins).
     """
     restored: dict[str, tuple[int, T]] = {}
     async for record in read_partitions(bootstrap_servers, topic, partitions, settings):
-        if record.key is None:
+        try:
+            key = None if record.key is None else record.key.decode()
+        except UnicodeDecodeError:
+            key = None
+        if key is None:
+            log.error("a snapshot without a UTF-8 key in %s[%d]@%d", *_at(record))
             continue
         if record.value is None:  # a tombstone: the key was deleted
-            restored.pop(record.key.decode(), None)
+            restored.pop(key, None)
             continue
         try:
-            restored[record.key.decode()] = (record.partition, parse(record.value))
-        except (ValueError, KeyError, TypeError):
-            log.error("unreadable snapshot in %s[%d]@%d", topic, record.partition, record.offset)
+            restored[key] = (record.partition, parse(record.value))
+        except Exception as exc:  # whatever junk a parser trips on must not stop a restore
+            log.error("unreadable snapshot in %s[%d]@%d: %r", *_at(record), exc)
     return restored
+
+
+def _at(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from podium.runtime.settings import Settings
-from podium.triggers.bindings import Binder
+from podium.triggers.bindings import Binder, bindings_of
 from podium.triggers.schedules import Scheduler
 from podium.triggers.waits import wait_parts
 from podium.workflow.catalog import Catalog
@@ -32,8 +32,8 @@ class Gateway:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.scheduler = Scheduler(catalog, bootstrap_servers, settings, clock=clock)
-        binder = Binder(catalog, bootstrap_servers, settings)
-        self.binder = binder if binder.topics else None
+        # built only when bound: an unused one's Kafka consumer would be left unclosed
+        self.binder = Binder(catalog, bootstrap_servers, settings) if bindings_of(catalog) else None
         #: the wait tasks' parts, in both modes: the watcher, a worker and a participant
         self.waits = wait_parts(catalog, bootstrap_servers, settings)
         self.parts: list[Any] = [

@@ -180,7 +180,7 @@ class Scheduler(BaseProcessor):
             self.bootstrap_servers,
             topics.GATEWAY_CHANGELOG,
             {s.partition for s in owned},
-            orjson.loads,
+            _tick_state,
             self.settings.consumer,
         )
         now = self.clock()
@@ -191,13 +191,11 @@ class Scheduler(BaseProcessor):
                 self._last[key] = now  # first seen: from now on
                 self._outbox.changed(key, schedule.partition)
             else:
-                state = found[1]
-                self._last[key] = float(state["last"])
-                fired = state.get("fired")
+                self._last[key], fired = found[1]
                 if fired is not None:
-                    self._fired[key] = float(fired)
-                    if now - float(fired) <= MISSED_GRACE_S:
-                        self._start(schedule, float(fired))  # perhaps lost with the process
+                    self._fired[key] = fired
+                    if now - fired <= MISSED_GRACE_S:
+                        self._start(schedule, fired)  # perhaps lost with the process
             self._next[key] = next_ticks(schedule.trigger, self._last[key])[0]
         await self.loop.seal_and_drain()
 
@@ -213,3 +211,13 @@ class Scheduler(BaseProcessor):
         return {key: next_ticks(s.trigger, now, count) for key, s in self.schedules.items()}
 
     # -- no Podium inputs ----------------------------------------------------------
+
+
+def _tick_state(value: bytes) -> tuple[float, float | None]:
+    """A schedule's changelog value: the last tick handled and the last fired (or None);
+    ValueError when it is not one (the restore logs and skips it)."""
+    state = orjson.loads(value)
+    if not isinstance(state, dict):
+        raise ValueError(f"not a schedule's state: {state!r:.80}")
+    fired = state.get("fired")
+    return float(state["last"]), None if fired is None else float(fired)
