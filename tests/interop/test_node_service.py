@@ -1,0 +1,134 @@
+"""A task service written in Node.js with kafkajs (examples/polyglot/service.js) takes part
+in an orchestrated workflow beside Python services, on the embedded broker: `podium
+conductor`, `podium service` (inventory, shipping) and `node service.js` (payments) as
+processes; the workflow is triggered, and its end read, by `node trigger.js`.
+
+Skipped with the reason where `node` or `npm` is missing, or `npm ci` cannot install the
+locked packages (offline, no cache).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from podium.broker import EmbeddedBroker
+from tests.processes.procs import ROOT, Proc
+
+pytestmark = pytest.mark.integration
+
+POLYGLOT = ROOT / "examples" / "polyglot"
+DEFINITIONS = "examples/polyglot/order.yaml"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """`node`, once `npm ci` has installed the lock file's packages."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are needed for the Node.js service (not on PATH)")
+    if not (POLYGLOT / "node_modules" / "kafkajs").is_dir():
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+            cwd=POLYGLOT, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.skip(f"npm ci failed (offline?): {done.stderr.strip()[-300:]}")
+    return node
+
+
+class NodeProc:
+    """`node <script>` in examples/polyglot, its stderr collected; ready when it says so."""
+
+    def __init__(self, node: str, script: str, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [node, script], cwd=POLYGLOT, env={**os.environ, **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            if "podium: ready" in line:
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        if not self._ready.wait(timeout) or self.process.poll() is not None:
+            raise RuntimeError(f"node service not ready:\n{''.join(self.lines[-30:])}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def deployment(node: str) -> Iterator[dict[str, str]]:
+    with EmbeddedBroker() as broker:
+        env = {
+            "PODIUM_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "PODIUM_DEFINITIONS": DEFINITIONS,
+            "PODIUM_SESSION_TIMEOUT_MS": "3000",
+            "KAFKAJS_NO_PARTITIONER_WARNING": "1",
+        }
+        with Proc(["conductor"], env) as conductor:
+            conductor.wait_ready()
+            payments = NodeProc(node, "service.js", env)
+            try:
+                with Proc(["service", "examples.polyglot.shop:services"], env) as python:
+                    python.wait_ready()
+                    payments.wait_ready()
+                    yield env
+            finally:
+                payments.stop()
+
+
+def _trigger(node: str, env: dict[str, str], amount: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [node, "trigger.js", "polyglot-order", "1", orjson.dumps({"sku": "A", "qty": 1, "amount": amount}).decode()],
+        cwd=POLYGLOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _result(trigger: subprocess.Popen[str]) -> tuple[int, dict]:
+    out, err = trigger.communicate(timeout=90)
+    assert out, err
+    return trigger.returncode, orjson.loads(out)
+
+
+def test_a_workflow_whose_middle_task_runs_in_node(node: str, deployment: dict[str, str]) -> None:
+    """Two workflows at once: one succeeds, one whose Node.js task fails for good compensates."""
+    ok, declined = _trigger(node, deployment, 30), _trigger(node, deployment, 5000)
+    code, result = _result(ok)
+    wid = result["workflow_id"]
+    assert (code, result["state"], result["mode"]) == (0, "Succeeded", "orchestration")
+    assert result["output"] == {
+        "charge": {"charge_id": f"c-{wid}", "amount": 30, "by": "node"},
+        "tracking": f"t-{wid}",
+    }
+    assert result["tasks"]["charge"]["attempts"] == 1
+    code, result = _result(declined)
+    assert (code, result["state"]) == (1, "Compensated")
+    assert result["tasks"]["charge"]["state"] == "Failed"
+    assert result["tasks"]["charge"]["error"] == {
+        "type": "TaskError", "message": "card declined: amount over the limit", "retryable": False,
+    }  # fmt: skip
+    assert result["tasks"]["ship"]["state"] == "Pending"
