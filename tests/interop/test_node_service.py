@@ -2,6 +2,8 @@
 in an orchestrated workflow beside Python services, on the embedded broker: `podium
 conductor`, `podium service` (inventory, shipping) and `node service.js` (payments) as
 processes; the workflow is triggered, and its end read, by `node trigger.js`.
+The JavaScript `cloudevents` SDK then reads the records of a workflow
+(`read-cloudevents.js`).
 
 Skipped with the reason where `node` or `npm` is missing, or `npm ci` cannot install the
 locked packages (offline, no cache).
@@ -132,3 +134,37 @@ def test_a_workflow_whose_middle_task_runs_in_node(node: str, deployment: dict[s
         "type": "TaskError", "message": "card declined: amount over the limit", "retryable": False,
     }  # fmt: skip
     assert result["tasks"]["ship"]["state"] == "Pending"
+
+
+def test_the_javascript_cloudevents_sdk_reads_podiums_records(
+    node: str, deployment: dict[str, str]
+) -> None:
+    """The official `cloudevents` package (its Kafka binding) reads what the conductor, the
+    Python service and the Node.js service wrote, and finds each event valid CloudEvents 1.0."""
+    code, result = _result(_trigger(node, deployment, 7))
+    assert code == 0
+    wid = result["workflow_id"]
+    read = subprocess.run(
+        [node, "read-cloudevents.js", wid, "podium.workflows",
+         "podium.tasks.payments.charge.commands", "podium.tasks.payments.charge.outcomes",
+         "podium.tasks.inventory.reserve.outcomes",
+         "--until", "podium.workflow.completed", "--until", "podium.task.command:charge",
+         "--until", "podium.task.succeeded:charge", "--until", "podium.task.succeeded:reserve"],
+        cwd=POLYGLOT, env={**os.environ, **deployment}, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    events = [orjson.loads(line) for line in read.stdout.splitlines()]
+    for event in events:
+        assert (event["specversion"], event["subject"], event["partitionkey"]) == ("1.0", wid, wid)
+        assert event["datacontenttype"] == "application/json"
+    by = {(e["type"], e.get("taskid")): e for e in events}
+    command = by["podium.task.command", "charge"]
+    succeeded = by["podium.task.succeeded", "charge"]
+    assert succeeded["source"] == "podium/service/payments-node"
+    assert succeeded["id"] == f"{command['data']['command_id']}:succeeded"
+    assert succeeded["causationid"] == command["id"]
+    assert succeeded["partition"] == command["partition"]
+    assert succeeded["data"]["output"] == {"charge_id": f"c-{wid}", "amount": 7, "by": "node"}
+    assert by["podium.task.succeeded", "reserve"]["source"].startswith("podium/service/")
+    assert by["podium.workflow.completed", None]["data"]["state"] == "Succeeded"
