@@ -11,6 +11,7 @@ locked packages (offline, no cache).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -19,8 +20,11 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from aiokafka import ConsumerRecord
 
 from podium.broker import EmbeddedBroker
+from podium.runtime.changelog import read_partitions
+from podium.runtime.kafka import make_producer
 from tests.processes.procs import ROOT, Proc
 
 pytestmark = pytest.mark.integration
@@ -116,10 +120,15 @@ def _result(trigger: subprocess.Popen[str]) -> tuple[int, dict]:
     return trigger.returncode, orjson.loads(out)
 
 
-def test_a_workflow_whose_middle_task_runs_in_node(node: str, deployment: dict[str, str]) -> None:
-    """Two workflows at once: one succeeds, one whose Node.js task fails for good compensates."""
+@pytest.fixture(scope="module")
+def ran(node: str, deployment: dict[str, str]) -> dict[str, tuple[int, dict]]:
+    """Two workflows at once: one to succeed, one whose Node.js task fails for good."""
     ok, declined = _trigger(node, deployment, 30), _trigger(node, deployment, 5000)
-    code, result = _result(ok)
+    return {"ok": _result(ok), "declined": _result(declined)}
+
+
+def test_a_workflow_whose_middle_task_runs_in_node(ran: dict[str, tuple[int, dict]]) -> None:
+    code, result = ran["ok"]
     wid = result["workflow_id"]
     assert (code, result["state"], result["mode"]) == (0, "Succeeded", "orchestration")
     assert result["output"] == {
@@ -127,7 +136,7 @@ def test_a_workflow_whose_middle_task_runs_in_node(node: str, deployment: dict[s
         "tracking": f"t-{wid}",
     }
     assert result["tasks"]["charge"]["attempts"] == 1
-    code, result = _result(declined)
+    code, result = ran["declined"]
     assert (code, result["state"]) == (1, "Compensated")
     assert result["tasks"]["charge"]["state"] == "Failed"
     assert result["tasks"]["charge"]["error"] == {
@@ -137,13 +146,11 @@ def test_a_workflow_whose_middle_task_runs_in_node(node: str, deployment: dict[s
 
 
 def test_the_javascript_cloudevents_sdk_reads_podiums_records(
-    node: str, deployment: dict[str, str]
+    node: str, deployment: dict[str, str], ran: dict[str, tuple[int, dict]]
 ) -> None:
     """The official `cloudevents` package (its Kafka binding) reads what the conductor, the
     Python service and the Node.js service wrote, and finds each event valid CloudEvents 1.0."""
-    code, result = _result(_trigger(node, deployment, 7))
-    assert code == 0
-    wid = result["workflow_id"]
+    wid = ran["ok"][1]["workflow_id"]
     read = subprocess.run(
         [node, "read-cloudevents.js", wid, "podium.workflows",
          "podium.tasks.payments.charge.commands", "podium.tasks.payments.charge.outcomes",
@@ -165,6 +172,41 @@ def test_the_javascript_cloudevents_sdk_reads_podiums_records(
     assert succeeded["id"] == f"{command['data']['command_id']}:succeeded"
     assert succeeded["causationid"] == command["id"]
     assert succeeded["partition"] == command["partition"]
-    assert succeeded["data"]["output"] == {"charge_id": f"c-{wid}", "amount": 7, "by": "node"}
+    assert succeeded["data"]["output"] == {"charge_id": f"c-{wid}", "amount": 30, "by": "node"}
     assert by["podium.task.succeeded", "reserve"]["source"].startswith("podium/service/")
     assert by["podium.workflow.completed", None]["data"]["state"] == "Succeeded"
+
+
+async def _records(bootstrap: str, topic: str, wid: str) -> list[ConsumerRecord[bytes, bytes]]:
+    return [
+        r async for r in read_partitions(bootstrap, topic, set(range(8))) if r.key == wid.encode()
+    ]
+
+
+async def test_a_redelivered_command_is_answered_again_not_rerun(
+    deployment: dict[str, str], ran: dict[str, tuple[int, dict]]
+) -> None:
+    """The same command again (a redelivery): the Node.js service publishes the outcome it
+    recorded, same id and output, on the command's partition, without a new start marker."""
+    wid, bootstrap = ran["ok"][1]["workflow_id"], deployment["PODIUM_BOOTSTRAP_SERVERS"]
+    outcomes = "podium.tasks.payments.charge.outcomes"
+    [command] = await _records(bootstrap, "podium.tasks.payments.charge.commands", wid)
+    before = await _records(bootstrap, outcomes, wid)
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            command.topic, command.value, command.key, command.partition, headers=list(command.headers)
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    for _ in range(100):
+        after = await _records(bootstrap, outcomes, wid)
+        if len(after) > len(before):
+            break
+        await asyncio.sleep(0.1)
+    types = [dict(r.headers)["ce_type"] for r in after]
+    assert types == [b"podium.task.started", b"podium.task.succeeded", b"podium.task.succeeded"]
+    first, again = after[1], after[2]
+    assert (again.value, again.partition) == (first.value, command.partition)
+    assert dict(again.headers)["ce_id"] == dict(first.headers)["ce_id"]
