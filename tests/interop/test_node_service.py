@@ -39,7 +39,9 @@ def node() -> str:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node and npm are needed for the Node.js service (not on PATH)")
-    if not (POLYGLOT / "node_modules" / "kafkajs").is_dir():
+    installed = POLYGLOT / "node_modules" / ".package-lock.json"  # npm's record of node_modules
+    lock = POLYGLOT / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
             cwd=POLYGLOT, capture_output=True, text=True, timeout=180, check=False,
