@@ -87,6 +87,10 @@ def _message_id(event_type: str) -> str:
     return _id(event_type.removeprefix("podium."))
 
 
+def _key(message: type[Any] | str) -> str:
+    return message if isinstance(message, str) else _message_id(message.event_type)
+
+
 def _headers(event_type: str) -> dict[str, Any]:
     """The Kafka headers of one CloudEvent type: the binary content mode (`podium.events.codec`)."""
     text = {"type": "string"}
@@ -159,8 +163,10 @@ class _Builder:
         return key
 
     def operation(
-        self, mode: str, who: str, action: str, channel: str, models: Iterable[type[Any]]
-    ) -> None:
+        self, mode: str, who: str, action: str, channel: str,
+        messages: Iterable[type[Any] | str],
+    ) -> None:  # fmt: skip
+        """`messages`: payload models, or the ids of messages that have none."""
         key = _id(f"{mode}.{who}.{action}.{channel}")
         self.operations[key] = {
             "action": action,
@@ -168,10 +174,7 @@ class _Builder:
             "summary": f"{mode}: {who} {'writes' if action == 'send' else 'reads'} "
             f"{self.channels[channel]['address']}",
             "tags": [{"name": mode}, {"name": who}],
-            "messages": [
-                {"$ref": f"#/channels/{channel}/messages/{_message_id(m.event_type)}"}
-                for m in models
-            ],
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{_key(m)}"} for m in messages],
         }
 
 
@@ -202,7 +205,9 @@ def document(
     _orchestration(build, triggers, workflows, commands, outcomes)
     _choreography(build, catalog, triggers, workflows, outcomes)
     _clients(build, triggers, workflows)
+    _internal(build)
     messages = {_message_id(t): _message(model, every["types"][t]) for t, model in PAYLOADS.items()}
+    messages.update(_INTERNAL_MESSAGES)
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
@@ -258,3 +263,61 @@ def _clients(build: _Builder, triggers: str, workflows: str) -> None:
     for mode in ("orchestration", "choreography"):
         build.operation(mode, "client", "send", triggers, _TRIGGERS[:2])
         build.operation(mode, "client", "receive", workflows, _LIFECYCLE)
+
+
+_INTERNAL_MESSAGES: dict[str, Any] = {
+    "dead_letter": {
+        "name": "dead letter",
+        "summary": "A record that could not be decoded or validated: its bytes and headers as "
+        "they were, the reason added",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "podium_dlq_reason": {"type": "string"},
+                "podium_dlq_topic": {"type": "string"},
+                "podium_dlq_partition": {"type": "string", "pattern": "^[0-9]+$"},
+                "podium_dlq_offset": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+            "required": ["podium_dlq_reason", "podium_dlq_topic"],
+        },
+        "payload": {"description": "the original record's value, unchanged"},
+    },
+    "snapshot": {
+        "name": "snapshot",
+        "summary": "A state snapshot of one workflow, keyed by its id; internal to its writer "
+        "(no contract for other readers), a tombstone once it is no longer needed",
+        "payload": {"type": ["object", "null"]},
+    },
+}
+
+
+def _internal(build: _Builder) -> None:
+    """The dead-letter topic (any consumer writes it) and the roles' own changelogs."""
+    dead = "dead_letter"
+    build.channels[dead] = {
+        "address": topics.DEAD_LETTER,
+        "description": "Records that could not be decoded or validated, reason in headers",
+        "messages": {dead: {"$ref": f"#/components/messages/{dead}"}},
+    }
+    logs = {
+        "conductor_changelog": (topics.CONDUCTOR_CHANGELOG, "orchestration", "conductor"),
+        "tracker_changelog": (topics.TRACKER_CHANGELOG, "choreography", "tracker"),
+        "choreography_changelog": (
+            "podium.choreo.{service}.changelog", "choreography", "service of any task type",
+        ),
+    }  # fmt: skip
+    for key, (address, mode, who) in logs.items():
+        build.channels[key] = {
+            "address": address,
+            "description": f"The {who}'s state, compacted: written before it commits, read "
+            "back in full when it is assigned partitions",
+            "messages": {"snapshot": {"$ref": "#/components/messages/snapshot"}},
+        }
+        if "{service}" in address:
+            build.channels[key]["parameters"] = {
+                "service": {"description": "the service's name (`TaskService(name)`)"}
+            }
+        for action in ("send", "receive"):
+            build.operation(mode, who, action, key, ("snapshot",))
+    for mode in ("orchestration", "choreography"):
+        build.operation(mode, "any consumer", "send", dead, (dead,))

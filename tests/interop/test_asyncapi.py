@@ -52,6 +52,7 @@ def test_it_names_every_topic_and_who_writes_it(document: dict) -> None:
     assert {
         "podium.triggers", "podium.workflows",
         "podium.tasks.payments.charge.commands", "podium.tasks.payments.refund.outcomes",
+        "podium.dlq", "podium.conductor.changelog", "podium.choreo.{service}.changelog",
     } <= addresses  # fmt: skip
     ops = document["operations"]
     assert ops["orchestration_service_of_payments_charge_send_outcomes_payments_charge"]
