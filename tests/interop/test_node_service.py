@@ -212,3 +212,24 @@ async def test_a_redelivered_command_is_answered_again_not_rerun(
     first, again = after[1], after[2]
     assert (again.value, again.partition) == (first.value, command.partition)
     assert dict(again.headers)["ce_id"] == dict(first.headers)["ce_id"]
+
+
+async def test_node_writes_the_headers_and_fields_python_writes(
+    deployment: dict[str, str], ran: dict[str, tuple[int, dict]]
+) -> None:
+    """The Node.js service's outcome records carry the same header names, and their data the
+    same fields, as the Python service's (inventory.reserve) in the same workflow."""
+    wid, bootstrap = ran["ok"][1]["workflow_id"], deployment["PODIUM_BOOTSTRAP_SERVERS"]
+    node_records = await _records(bootstrap, "podium.tasks.payments.charge.outcomes", wid)
+    python_records = await _records(bootstrap, "podium.tasks.inventory.reserve.outcomes", wid)
+
+    def shape(records: list[ConsumerRecord[bytes, bytes]]) -> list[tuple[list[str], list[str]]]:
+        return [
+            (sorted(name for name, _ in r.headers), sorted(orjson.loads(r.value or b"null")))
+            for r in records[:2]
+        ]
+
+    assert shape(node_records) == shape(python_records)
+    for node, python in zip(node_records[:2], python_records[:2], strict=True):
+        assert dict(node.headers)["ce_correlationid"] == dict(python.headers)["ce_correlationid"]
+        assert dict(node.headers)["ce_traceparent"] == dict(python.headers)["ce_traceparent"]
