@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration import broker_pid, chain
-from overload import Sampler
+from overload import Sampler, write_runs
 
 from podium.broker import EmbeddedBroker
 from podium.conductor import snapshot as conductor_snapshot
@@ -153,13 +152,7 @@ async def main(argv: list[str]) -> int:
     for mode in args.modes.split(","):
         with EmbeddedBroker() as broker:
             results.append(await soak(broker.bootstrap_servers, mode, args.minutes, args.rate))
-    with contextlib.suppress(FileNotFoundError):
-        previous = json.loads(args.out.read_text())
-        kept = [r for r in previous.get("runs", []) if r["mode"] not in args.modes.split(",")]
-        results = [*kept, *results]
-    args.out.write_text(json.dumps({"runs": results}, indent=2) + "\n")
-    print(f"written {args.out}")
-    return 0 if all(r["lost"] == 0 and r["failed"] == 0 for r in results) else 1
+    return write_runs(args.out, args.modes.split(","), results)
 
 
 if __name__ == "__main__":
