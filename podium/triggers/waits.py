@@ -212,7 +212,6 @@ class Watcher(BaseProcessor):
             topics=[*waited, topics.DEAD_LETTER],
             changelog=topics.GATEWAY_CHANGELOG,
             foreign=frozenset(waited),
-            take=self.take,
             from_end=True,
             only=only,
         )
