@@ -131,6 +131,7 @@ class Conductor(BaseProcessor):
             # trigger, and the tracker must know the workflow before its outcomes
             first=topics.TRIGGERS,
             rejected=(UnknownWorkflow,),
+            refuse=self.refuse,
             only=only,
         )
         self.loop = Loop(spec, self, bootstrap_servers, settings)

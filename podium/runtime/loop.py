@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,14 +71,6 @@ class Processor(Protocol):
     async def drain(self) -> None:
         """On stop, before the last seal: wait for the work still running."""
 
-    def refuse(self, partition: int, raw: RawRecord, why: Exception, now: float) -> None:
-        """A record of this batch was dead-lettered, and why (the conductor and the
-        tracker answer a rejected trigger here)."""
-
-    def take(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
-        """A record of a foreign input (`Spec.foreign`), undecoded; the processor
-        dead-letters what it refuses itself."""
-
 
 class BaseProcessor:
     """A processor's defaults: no timers, no state, no backpressure, nothing kept outside
@@ -111,12 +103,6 @@ class BaseProcessor:
     async def drain(self) -> None:
         return None
 
-    def refuse(self, partition: int, raw: RawRecord, why: Exception, now: float) -> None:
-        return None
-
-    def take(self, record: ConsumerRecord[bytes, bytes], now: float) -> None:
-        raise TypeError(f"{type(self).__name__} reads foreign topics but takes no record")
-
 
 @dataclass(frozen=True, slots=True)
 class Spec:
@@ -133,12 +119,16 @@ class Spec:
     first: str | None = None
     #: decodable events the processor refuses: dead-lettered with the reason
     rejected: tuple[type[Exception], ...] = ()
+    #: told of each record dead-lettered, with its partition, the record, why and the
+    #: batch's time: the conductor and the tracker answer a rejected trigger there
+    refuse: Callable[[int, RawRecord, Exception, float], None] | None = None
     #: one-shot (`podium run`): this workflow only, in a group of its own, reading from
     #: the end and restoring nothing, so a live deployment on the same broker is untouched
     only: str | None = None
     #: inputs that are not Podium's events (the trigger gateway's bound topics): their
-    #: records go to the processor's `take` undecoded
+    #: records go to `take` undecoded, which dead-letters what it refuses itself
     foreign: frozenset[str] = frozenset()
+    take: Callable[[ConsumerRecord[bytes, bytes], float], None] | None = None
     #: a group with no committed offset starts at the end of its inputs
     from_end: bool = False
 
@@ -205,11 +195,11 @@ class Loop:
     ) -> None:
         now = time.time()
         route = functools.partial(self.processor.route, now=now)
-        refuse = functools.partial(self.processor.refuse, now=now)
+        refuse = functools.partial(_at, self.spec.refuse, now) if self.spec.refuse else None
         for tp in sorted(batch, key=lambda tp: tp.topic != self.spec.first):
-            if tp.topic in self.spec.foreign:
+            if tp.topic in self.spec.foreign and self.spec.take is not None:
                 for record in batch[tp]:
-                    self.processor.take(record, now)
+                    self.spec.take(record, now)
                 continue
             for record in batch[tp]:
                 handle(record, route, self.outbox, self.spec.rejected, refuse)
@@ -224,6 +214,16 @@ class Loop:
         """Persist every changed state, wait for every ack, commit: before a hand-over."""
         snapshot = self.processor.snapshot
         await seal_and_drain(self.outbox, self._commits, snapshot, self._membership)
+
+
+def _at(
+    refuse: Callable[[int, RawRecord, Exception, float], None],
+    now: float,
+    partition: int,
+    raw: RawRecord,
+    why: Exception,
+) -> None:
+    refuse(partition, raw, why, now)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

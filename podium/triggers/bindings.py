@@ -97,6 +97,7 @@ class Binder(BaseProcessor):
             topics=[*bound, topics.TRIGGERS, topics.DEAD_LETTER, topics.GATEWAY_CHANGELOG],
             changelog=topics.GATEWAY_CHANGELOG,
             foreign=frozenset(bound),
+            take=self.take,
             from_end=True,
         )
         self.loop = Loop(spec, self, bootstrap_servers, settings)

@@ -212,6 +212,7 @@ class Watcher(BaseProcessor):
             topics=[*waited, topics.DEAD_LETTER],
             changelog=topics.GATEWAY_CHANGELOG,
             foreign=frozenset(waited),
+            take=self.take,
             from_end=True,
             only=only,
         )
