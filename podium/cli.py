@@ -20,7 +20,7 @@ import typer
 
 from podium.broker import EmbeddedBroker, bootstrap_or_embedded
 from podium.events import Mode
-from podium.runtime.settings import Settings
+from podium.runtime.settings import Settings, kafka_connection
 
 if TYPE_CHECKING:  # the command bodies import what they run, so `--help` stays quick
     from podium.conductor.conductor import Conductor
@@ -147,6 +147,7 @@ def _settings(
 ) -> Settings:
     try:
         settings = Settings()
+        kafka_connection()  # checked at start: a message, not a traceback from a client
     except ValueError as exc:
         raise _fail(f"invalid PODIUM_* setting: {exc}") from None
     updates: dict[str, Any] = {}

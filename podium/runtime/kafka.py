@@ -1,7 +1,7 @@
 """The Kafka client interface every runtime part uses, and its two implementations.
 
 `make_producer`, `make_consumer` and `ensure_topics` give aiokafka clients tuned
-for tansu and Kafka, or, for a `memory://<name>` address, the in-memory bus
+for tansu and Kafka, connected as `connection_options` says (SASL, TLS), or, for a `memory://<name>` address, the in-memory bus
 (`podium.runtime.memory`) that keeps the same contract. `Producer` and
 `Consumer` name the part of aiokafka's API Podium relies on: nothing above this
 module reaches past them. Also here: consumed records turned into `RawRecord`s,
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -20,10 +21,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from podium.events import KafkaRecord, RawRecord, topics
 from podium.runtime import memory
-from podium.runtime.settings import ConsumerSettings, Settings
+from podium.runtime.settings import ConsumerSettings, KafkaConnection, Settings, kafka_connection
 
 log = logging.getLogger("podium.kafka")
 
@@ -70,12 +72,41 @@ class Consumer(Protocol):
     ) -> dict[TopicPartition, list[Record]]: ...
 
 
-def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
+def connection_options(connection: KafkaConnection | None = None) -> dict[str, Any]:
+    """aiokafka's keyword arguments for how to connect: the one place they are made.
+
+    Without `connection`, from this process's environment (`PODIUM_SECURITY_PROTOCOL`,
+    `PODIUM_SASL_*`, `PODIUM_SSL_*`): every client of a process connects alike, and
+    the roles need not carry secrets around.
+    """
+    c = connection if connection is not None else kafka_connection()
+    options: dict[str, Any] = {"security_protocol": c.security_protocol}
+    if c.security_protocol.endswith("SSL"):
+        try:
+            options["ssl_context"] = create_ssl_context(
+                cafile=c.ssl_cafile,
+                certfile=c.ssl_certfile,
+                keyfile=c.ssl_keyfile,
+                password=c.key_secret,
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"cannot load the PODIUM_SSL_* files: {exc}") from None
+    if c.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = c.sasl_mechanism
+        options["sasl_plain_username"] = c.sasl_username
+        options["sasl_plain_password"] = c.sasl_secret
+    return options
+
+
+def make_producer(
+    bootstrap_servers: str, *, connection: KafkaConnection | None = None, **overrides: Any
+) -> Producer:
     if memory.is_memory(bootstrap_servers):
         return memory.MemoryProducer(bootstrap_servers)
     # tansu has no idempotent producer; acks=all is still the durable choice on Kafka.
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
+        **connection_options(connection),
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 0,
@@ -91,6 +122,7 @@ def make_consumer(
     *topics: str,
     group_id: str | None,
     settings: ConsumerSettings | None = None,
+    connection: KafkaConnection | None = None,
     **overrides: Any,
 ) -> Consumer:
     s = settings or ConsumerSettings()
@@ -104,6 +136,7 @@ def make_consumer(
         )
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
+        **connection_options(connection),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -124,6 +157,7 @@ async def ensure_topics(
     *,
     replication_factor: int = 1,
     configs: Mapping[str, str] | None = None,
+    connection: KafkaConnection | None = None,
 ) -> None:
     """Create topics explicitly, all with one partition count (co-partitioning).
 
@@ -136,7 +170,9 @@ async def ensure_topics(
     if memory.is_memory(bootstrap_servers):
         await memory.ensure_topics(bootstrap_servers, wanted, partitions)
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, **connection_options(connection)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
