@@ -8,6 +8,11 @@ log dir in a temporary folder; `kafka.tools.StorageTool` formats it, then
 `java -cp ... kafka.Kafka server.properties` runs it. Readiness is a real Kafka
 round trip: a Metadata request that lists every node of the cluster.
 
+With `secure=SaslSsl(...)` every node also listens with SASL_SSL on a second port:
+TLS from a PEM key and certificate, SCRAM users created by the storage tool at
+format time (`--add-scram`), and a client certificate required when a client CA
+is given; the PLAINTEXT listener stays for the brokers' own traffic and readiness.
+
 Needs java >= 17; mvn only for the first fetch. The JVMs are kept small
 (`PODIUM_KAFKA_HEAP_OPTS`, default `-Xmx256m -Xms64m`, serial GC) so a
 three-node cluster and the test suite fit on two cores.
@@ -28,6 +33,8 @@ import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -61,6 +68,58 @@ logger.server.level = info
 
 class ApacheKafkaError(BrokerError):
     """Java, Maven or the jars are missing, or a Kafka node did not start."""
+
+
+@dataclass(frozen=True)
+class SaslSsl:
+    """A SASL_SSL listener: TLS with `keystore`, SCRAM `users` (name -> password).
+
+    `keystore` is one PEM file holding the broker's private key (PKCS#8, unencrypted)
+    and its certificate chain; `client_ca`, when given, is the PEM bundle client
+    certificates must be signed by (`ssl.client.auth=required`).
+    """
+
+    keystore: Path
+    users: Mapping[str, str] = field(default_factory=dict)
+    client_ca: Path | None = None
+    mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+    def __post_init__(self) -> None:
+        if not self.keystore.is_file():
+            raise ApacheKafkaError(f"no keystore {self.keystore}")
+        if self.client_ca is not None and not self.client_ca.is_file():
+            raise ApacheKafkaError(f"no client CA {self.client_ca}")
+        for name, password in self.users.items():
+            # the storage tool parses `[name=...,password=...]`: these would break it
+            if not name or not password or any(c in name + password for c in ',[]="'):
+                raise ApacheKafkaError(f'SCRAM user {name!r}: empty, or has one of , [ ] = "')
+
+    def scram_args(self) -> list[str]:
+        """The storage tool's arguments that create every user for every mechanism."""
+        return [
+            arg
+            for mechanism in self.mechanisms
+            for name, password in self.users.items()
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+
+    def properties(self) -> dict[str, object]:
+        """The listener's entries of server.properties (its name is `SASL_SSL`)."""
+        prefix = "listener.name.sasl_ssl"
+        found: dict[str, object] = {
+            "sasl.enabled.mechanisms": ",".join(self.mechanisms),
+            f"{prefix}.ssl.keystore.type": "PEM",
+            f"{prefix}.ssl.keystore.location": self.keystore,
+        }
+        for mechanism in self.mechanisms:
+            found[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        if self.client_ca is not None:
+            found[f"{prefix}.ssl.truststore.type"] = "PEM"
+            found[f"{prefix}.ssl.truststore.location"] = self.client_ca
+            found[f"{prefix}.ssl.client.auth"] = "required"
+        return found
 
 
 def kafka_version() -> str:
@@ -214,20 +273,34 @@ def metadata_brokers(host: str, port: int, timeout: float = 1.0) -> int | None:
 
 
 def server_properties(
-    node_id: int, port: int, controller_port: int, voters: str, log_dir: Path, nodes: int
+    node_id: int,
+    port: int,
+    controller_port: int,
+    voters: str,
+    log_dir: Path,
+    nodes: int,
+    secure: tuple[SaslSsl, int] | None = None,
 ) -> str:
-    """A combined broker+controller's config; replication follows the cluster's size."""
+    """A combined broker+controller's config; replication follows the cluster's size.
+
+    `secure` adds a SASL_SSL listener on its port, advertised beside PLAINTEXT.
+    """
     replicas = min(nodes, 3)
     min_isr = 2 if replicas >= 3 else 1
-    settings = {
+    listeners = f"PLAINTEXT://{HOST}:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if secure is not None:
+        listeners += f",SASL_SSL://{HOST}:{secure[1]}"
+        protocols += ",SASL_SSL:SASL_SSL"
+    settings: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": node_id,
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": f"{listeners},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": listeners,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
         "log.dirs": log_dir,
         # topics are created explicitly, at their final partition count and replication
         "auto.create.topics.enable": "false",
@@ -257,16 +330,22 @@ def server_properties(
         "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
         "log.cleaner.backoff.ms": 1000,
     }
+    if secure is not None:
+        settings.update(secure[0].properties())
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
 class Node:
     """One combined broker+controller process of an `ApacheKafka` cluster."""
 
-    def __init__(self, node_id: int, port: int, controller_port: int, root: Path) -> None:
+    def __init__(
+        self, node_id: int, port: int, controller_port: int, root: Path, secure_port: int = 0
+    ) -> None:
         self.node_id = node_id
         self.port = port
         self.controller_port = controller_port
+        #: the SASL_SSL listener's port (0: none)
+        self.secure_port = secure_port
         self.root = root
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -323,16 +402,24 @@ class ApacheKafka:
         data_dir: Path | None = None,
         libs: Path | None = None,
         heap_opts: str | None = None,
+        secure: SaslSsl | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
+        self.secure = secure
         self.libs = libs or libs_dir()
         self.heap_opts = heap_opts or os.environ.get("PODIUM_KAFKA_HEAP_OPTS") or HEAP_OPTS
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="podium-kafka-"))
         ports = [port or free_port()] + [free_port() for _ in range(nodes - 1)]
         self.nodes = [
-            Node(i + 1, ports[i], free_port(), self.data_dir / f"node-{i + 1}")
+            Node(
+                i + 1,
+                ports[i],
+                free_port(),
+                self.data_dir / f"node-{i + 1}",
+                free_port() if secure is not None else 0,
+            )
             for i in range(nodes)
         ]
         self.voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in self.nodes)
@@ -342,6 +429,13 @@ class ApacheKafka:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.address for node in self.nodes)
+
+    @property
+    def secure_bootstrap_servers(self) -> str:
+        """The SASL_SSL listeners' addresses (started with `secure=`)."""
+        if self.secure is None:
+            raise ApacheKafkaError("this cluster has no SASL_SSL listener (secure=None)")
+        return ",".join(f"{HOST}:{node.secure_port}" for node in self.nodes)
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = java_binary()
@@ -377,9 +471,13 @@ class ApacheKafka:
                     self.voters,
                     node.root / "data",
                     len(self.nodes),
+                    (self.secure, node.secure_port) if self.secure is not None else None,
                 )
             )
-            cmd = self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(node.config))
+            scram = self.secure.scram_args() if self.secure is not None else []
+            cmd = self._java(
+                "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(node.config), *scram
+            )
             formats.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         for node, proc in zip(self.nodes, formats, strict=True):
             out, _ = proc.communicate(timeout=timeout)
