@@ -80,6 +80,9 @@ ENDED_IDS = 100_000
 
 
 class Participant(BaseProcessor):
+    #: more co-partitioned inputs a subclass routes (the gateway's: workflow ends)
+    also_reads: tuple[str, ...] = ()
+
     def __init__(
         self,
         service: TaskService,
@@ -109,7 +112,11 @@ class Participant(BaseProcessor):
         spec = Spec(
             name=f"participant {service.name}",
             group=f"podium.choreo.{service.name}",
-            inputs=[topics.TRIGGERS, *(topics.outcomes(t) for t in sorted(watched))],
+            inputs=[
+                topics.TRIGGERS,
+                *(topics.outcomes(t) for t in sorted(watched)),
+                *self.also_reads,
+            ],
             topics=topics.of_stateful_consumer(self.changelog, catalog.task_types),
             changelog=self.changelog,
             rejected=(UnknownWorkflow,),
