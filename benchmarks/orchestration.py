@@ -57,11 +57,13 @@ from typing import Any
 import orjson
 from floor import cpu_seconds
 from harness import closed_loop, percentile, sequential_latencies
+from shapes import SHAPES, Shape
 
 from podium.client import Client, prepare_topics
 from podium.events import topics
 from podium.runtime.changelog import read_partitions
 from podium.runtime.settings import Settings
+from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,16 +71,10 @@ LOOPSTATS = ROOT / "benchmarks" / "loopstats.py"
 LOOPSTATS_LINE = b"podium-loopstats: "
 DEFINITIONS = ROOT / "benchmarks" / "chain"  # every process: --definitions benchmarks/chain
 DEFINITION = DEFINITIONS / "chain.yaml"
-SERVICES_MODULE = "benchmarks.chain.services"
-STEP_SERVICES = ("s1", "s2", "s3", "s4", "s5")
 READY_TIMEOUT_S = 60.0
 WORKFLOW_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 WARMUP = 20
-LAYOUTS = {
-    "per-step": [[f"{SERVICES_MODULE}:{name}"] for name in STEP_SERVICES],
-    "one-process": [[f"{SERVICES_MODULE}:services"]],
-}
 PROFILED_SERVICE = {"per-step": "service-s3", "one-process": "service-all"}
 
 
@@ -117,7 +113,9 @@ class Proc:
         return self.process.pid
 
 
-async def spawn(name: str, args: list[str], bootstrap: str, logs: Path) -> Proc:
+async def spawn(
+    name: str, args: list[str], bootstrap: str, logs: Path, definitions: Path = DEFINITIONS
+) -> Proc:
     """Start `python -m podium ARGS` from the repository root; stderr goes to a log file."""
     env = {**os.environ, "PODIUM_BOOTSTRAP_SERVERS": bootstrap}
     # loopstats.py is `podium` with its consume loops timed (PODIUM_BENCH_LOOPSTATS=1)
@@ -127,7 +125,7 @@ async def spawn(name: str, args: list[str], bootstrap: str, logs: Path) -> Proc:
         *command,
         *args,
         "--definitions",
-        str(DEFINITIONS),
+        str(definitions),
         "--bootstrap-servers",
         bootstrap,
         cwd=ROOT,
@@ -209,14 +207,21 @@ class PodiumChain:
     """Triggers `bench_chain` workflows through the Client and awaits their ends."""
 
     def __init__(
-        self, name: str, bootstrap: str, settings: Settings, layout: str, mode: Mode
+        self,
+        name: str,
+        bootstrap: str,
+        settings: Settings,
+        layout: str,
+        mode: Mode,
+        shape: Shape = SHAPES["chain"],
     ) -> None:
         self.name = name
         self.bootstrap = bootstrap
         self.settings = settings
         self.layout = layout
         self.mode = mode
-        self.definition = load_definition(DEFINITION)
+        self.shape = shape
+        self.definition = load_definition(shape.definition)
         self.client = Client(bootstrap, settings)
         self.run_id = uuid.uuid4().hex[:8]
         self.next_id = 0
@@ -232,7 +237,7 @@ class PodiumChain:
         sent = time.time()
         wid = await self.client.trigger(
             self.definition,
-            {"n": i},
+            self.shape.input(i),
             workflow_id=self.workflow_id(i),
             wait=False,
             mode=self.mode.name,
@@ -245,8 +250,9 @@ class PodiumChain:
             raise RuntimeError(f"workflow {wid} did not end in {limit_s}s: {where}") from None
         if self._stamps is not None:
             self._stamps[wid] = (sent, time.time())
-        if ended.state != "Succeeded" or ended.output != {"n": i + 5}:
-            raise RuntimeError(f"workflow {wid} ended {ended.state}: {ended.output or ended.error}")
+        wrong = self.shape.check(i, ended.state, ended.output)
+        if wrong is not None:
+            raise RuntimeError(f"workflow {wid} ended {wrong}: {ended.error}")
 
     def _take(self, n: int) -> int:
         first, self.next_id = self.next_id, self.next_id + n
@@ -422,21 +428,26 @@ async def chain(
     layout: str = "per-step",
     name: str = "orchestration",
     mode: str = "orchestration",
+    shape: Shape = SHAPES["chain"],
 ) -> AsyncIterator[PodiumChain]:
     """Podium as a harness system: topics, conductor/tracker + services, a warmed-up driver."""
     settings = Settings()
     spec = MODES[mode]
-    driver = PodiumChain(name, bootstrap, settings, layout, spec)
-    task_types = {task.type for task in driver.definition.tasks}
-    await prepare_topics(bootstrap, settings, task_types)
+    driver = PodiumChain(name, bootstrap, settings, layout, spec, shape)
+    # compensations' types too: the saga's undo commands need their topics
+    await prepare_topics(bootstrap, settings, Catalog([driver.definition]).task_types)
     logs = Path(tempfile.mkdtemp(prefix=f"podium-bench-{name}-"))
     started = time.perf_counter()
-    procs = [await spawn(spec.coordinator, [spec.coordinator], bootstrap, logs)]
-    for refs in LAYOUTS[layout]:
+    procs = [await spawn(spec.coordinator, [spec.coordinator], bootstrap, logs, shape.definitions)]
+    layouts = {
+        "per-step": [[f"{shape.module}:{name}"] for name in shape.processes],
+        "one-process": [[f"{shape.module}:services"]],
+    }
+    for refs in layouts[layout]:
         label = refs[0].rsplit(":", 1)[1]
         label = "all" if label == "services" else label
         args = ["service", *refs, *spec.service_args]
-        procs.append(await spawn(f"service-{label}", args, bootstrap, logs))
+        procs.append(await spawn(f"service-{label}", args, bootstrap, logs, shape.definitions))
     driver.procs = procs
     try:
         await wait_ready(procs)

@@ -1,0 +1,1 @@
+"""The 1 -> 10 -> 1 fan-out the benchmark suite runs."""
