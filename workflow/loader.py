@@ -255,7 +255,37 @@ def validate_files(paths: Iterable[str | Path]) -> tuple[dict[str, Definition], 
             )
             continue
         definitions[str(path)] = definition
+    problems.extend(_unknown_targets(definitions))
     return definitions, problems
+
+
+def _unknown_targets(definitions: Mapping[str, Definition]) -> list[Problem]:
+    """Each ``on_complete`` start of a workflow (and version) not among ``definitions``:
+    the files validated, or loaded, together are the catalog a deployment serves, so a
+    start of anything else would be refused at the end of every workflow."""
+    versions: dict[str, set[int]] = {}
+    for definition in definitions.values():
+        versions.setdefault(definition.name, set()).add(definition.version)
+    problems: list[Problem] = []
+    for path, definition in definitions.items():
+        for index, entry in enumerate(definition.on_complete):
+            start = entry.start
+            if start is None:
+                continue
+            known = versions.get(start.workflow, set())
+            if known and (start.version is None or start.version in known):
+                continue
+            what = start.workflow if start.version is None else f"{start.workflow} v{start.version}"
+            among = ", ".join(sorted(versions)) or "none"
+            problems.append(
+                Problem(
+                    path,
+                    None,
+                    f"on_complete[{index}].start: unknown workflow {what!r} (the definitions "
+                    f"validated with it: {among}; give its file or the whole directory)",
+                )
+            )
+    return problems
 
 
 def load_definitions(

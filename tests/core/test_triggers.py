@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from podium.workflow.loader import check_definition, parse_definition
+from podium.workflow.loader import check_definition, parse_definition, validate_files
 from podium.workflow.triggers import WAIT_TYPE, Trigger, due_ticks, next_ticks, schedule_id
 
 BASE: dict[str, Any] = {"name": "order", "tasks": [{"id": "reserve", "type": "inventory.reserve"}]}
@@ -128,6 +130,32 @@ def test_on_complete_refers_to_known_tasks() -> None:
 
 def cron(expr: str, **extra: Any) -> Trigger:
     return Trigger(cron=expr, **extra)
+
+
+def test_an_unknown_on_complete_target_is_reported_with_the_files_validated(
+    tmp_path: Path,
+) -> None:
+    hand_on = definition(
+        on_complete=[
+            {"publish": {"topic": "t"}},
+            {"start": {"workflow": "ship"}},
+            {"start": {"workflow": "ship", "version": 2}},
+        ]
+    )
+    (tmp_path / "order.json").write_bytes(orjson.dumps(hand_on))
+    _, alone = validate_files([tmp_path / "order.json"])
+    assert [str(p) for p in alone] == [
+        f"{tmp_path / 'order.json'}: on_complete[{i}].start: unknown workflow {what!r} (the "
+        "definitions validated with it: order; give its file or the whole directory)"
+        for i, what in [(1, "ship"), (2, "ship v2")]
+    ]
+    ship = {"name": "ship", "tasks": [{"id": "go", "type": "shipping.ship"}]}
+    (tmp_path / "ship.json").write_bytes(orjson.dumps(ship))
+    _, together = validate_files([tmp_path])
+    assert [p.message for p in together] == [
+        "on_complete[2].start: unknown workflow 'ship v2' (the definitions validated with it: "
+        "order, ship; give its file or the whole directory)"
+    ]
 
 
 def test_next_ticks_in_a_time_zone_across_dst() -> None:
