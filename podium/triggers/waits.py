@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,9 +48,13 @@ from podium.events import (
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
     encode,
     topics,
 )
+from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import read_partitions, restore
 from podium.runtime.component import Component
 from podium.runtime.loop import BaseProcessor, Loop, Spec
@@ -73,6 +78,9 @@ log = logging.getLogger("podium.triggers")
 #: records kept per waited-for topic for waits that start later (and read back per
 #: partition on a restart)
 KEEP = 10_000
+#: workflow ends remembered, so that a wait's command read after its workflow's end
+#: (another topic: no order between them) does not start a wait nobody ends
+ENDS = 10_000
 SOURCE = "podium/triggers/waits"
 #: the service name the gateway's choreography participant runs under
 SERVICE = "podium.gateway"
@@ -186,7 +194,14 @@ class Watch:
 
 
 class Watcher(BaseProcessor):
-    """Reads the waited-for topics (not Podium's events) into the `Watch`."""
+    """Reads the waited-for topics (not Podium's events) into the `Watch`.
+
+    Every gateway process reads every partition of them, in a group of its own
+    (`podium.gateway.waits.<process>`): the attempts a gateway holds are those of the
+    workflow partitions it owns, and the record releasing one may be on any partition
+    of its topic. Its offsets matter little: it starts at the end and reads the kept
+    records back from the topic.
+    """
 
     name = "triggers.waits"
     group = "podium.gateway.waits"
@@ -207,7 +222,7 @@ class Watcher(BaseProcessor):
         self.only = only
         spec = Spec(
             name=self.name,
-            group=self.group,
+            group=f"{self.group}.{uuid.uuid4().hex[:12]}",
             inputs=waited,
             topics=[*waited, topics.DEAD_LETTER],
             changelog=topics.GATEWAY_CHANGELOG,
@@ -245,7 +260,12 @@ class Watcher(BaseProcessor):
 
 
 class WaitWorker(BaseProcessor):
-    """Orchestration: takes the conductor's wait commands and answers them when released."""
+    """Orchestration: takes the conductor's wait commands and answers them when released.
+
+    It reads `podium.workflows` too (co-partitioned with the commands): a workflow's
+    end drops its waits, so a workflow that failed, timed out or was cancelled while a
+    wait task ran leaves no wait behind (one without a timeout would wait forever).
+    """
 
     name = "triggers.wait-commands"
     group = "podium.gateway.wait-commands"
@@ -265,10 +285,13 @@ class WaitWorker(BaseProcessor):
         self.settings = settings
         self.only = only
         self.waits: dict[str, Waiting] = {}
+        #: workflow id -> the keys of its waits
+        self._of: dict[str, set[str]] = {}
+        self._ended: BoundedCache[str, bool] = BoundedCache(ENDS)
         spec = Spec(
             name=self.name,
             group=self.group,
-            inputs=[topics.commands(WAIT_TYPE)],
+            inputs=[topics.commands(WAIT_TYPE), topics.WORKFLOWS],
             topics=[*topics.task_topics([WAIT_TYPE]), topics.WAITS_CHANGELOG, topics.DEAD_LETTER],
             changelog=topics.WAITS_CHANGELOG,
             rejected=(UnknownWorkflow,),
@@ -286,10 +309,20 @@ class WaitWorker(BaseProcessor):
 
     def route(self, partition: int, event: CloudEvent, now: float) -> None:
         command = event.data
-        if not isinstance(command, TaskCommand):
-            raise Refused(f"a {event.type} event does not belong on a command topic")
         if self.only is not None and event.workflowid != self.only:
             return
+        if isinstance(command, WorkflowCompleted | WorkflowFailed):
+            self._ended.put(event.workflowid, True)
+            for key in list(self._of.get(event.workflowid, ())):
+                log.info("wait %s dropped: its workflow ended %s", key, command.state)
+                self._drop(self.waits[key])
+            return
+        if isinstance(command, WorkflowStarted):
+            return
+        if not isinstance(command, TaskCommand):
+            raise Refused(f"a {event.type} event does not belong on a command topic")
+        if self._ended.get(event.workflowid):
+            return  # its workflow has ended: nothing would end this wait
         spec = _wait_of(self.catalog.get(command.workflow, command.version), command.task_id)
         current = self.waits.get(key_of(event.workflowid, command.task_id))
         if current is not None and current.command.attempt >= command.attempt:
@@ -306,12 +339,20 @@ class WaitWorker(BaseProcessor):
 
     def _hold(self, waiting: Waiting, now: float) -> None:
         self.waits[waiting.key] = waiting
+        self._of.setdefault(waiting.workflow_id, set()).add(waiting.key)
         self._outbox.changed(waiting.key, waiting.partition)
         self.watch.start(waiting, now)
 
-    def _drop(self, waiting: Waiting) -> None:
+    def _forget(self, waiting: Waiting) -> None:
         del self.waits[waiting.key]
+        keys = self._of.get(waiting.workflow_id, set())
+        keys.discard(waiting.key)
+        if not keys:
+            self._of.pop(waiting.workflow_id, None)
         self.watch.stop(waiting)
+
+    def _drop(self, waiting: Waiting) -> None:
+        self._forget(waiting)
         self._outbox.delete(waiting.key, waiting.partition)
 
     def resolve(self, waiting: Waiting, outcome: Outcome, now: float) -> None:
@@ -385,8 +426,7 @@ class WaitWorker(BaseProcessor):
     def revoke(self, partitions: set[int]) -> None:
         for waiting in list(self.waits.values()):
             if waiting.partition in partitions:
-                del self.waits[waiting.key]
-                self.watch.stop(waiting)
+                self._forget(waiting)
 
 
 def _wait_of(definition: Definition, task_id: str) -> WaitFor:
@@ -405,7 +445,14 @@ async def _never(input: Any, ctx: Any) -> None:  # the gateway's participant run
 
 class WaitParticipant(Participant):
     """Choreography: the participant of the wait tasks; an attempt ends when released,
-    or failed at its deadline (a Timeout, retried by the task's policy)."""
+    or failed at its deadline (a Timeout, retried by the task's policy).
+
+    It reads `podium.workflows` too: the tracker's announcement of a workflow's end
+    (failed elsewhere, timed out, cancelled) ends its waits there and then, failed and
+    not published (the workflow is over), so their joins settle and leave.
+    """
+
+    also_reads = (topics.WORKFLOWS,)
 
     def __init__(
         self,
@@ -422,6 +469,21 @@ class WaitParticipant(Participant):
         self.watch = watch
         self.source = SOURCE
         self._waits: dict[str, tuple[Waiting, Run]] = {}
+        self._workflow_ends: BoundedCache[str, bool] = BoundedCache(ENDS)
+
+    def route(self, partition: int, event: CloudEvent, now: float) -> None:
+        data = event.data
+        if not isinstance(data, WorkflowCompleted | WorkflowFailed | WorkflowStarted):
+            super().route(partition, event, now)
+            return
+        if data.mode != Mode.CHOREOGRAPHY or isinstance(data, WorkflowStarted):
+            return
+        if self.only is not None and event.workflowid != self.only:
+            return
+        self._workflow_ends.put(event.workflowid, True)
+        for waiting, _ in [w for w in self._waits.values() if w[0].workflow_id == event.workflowid]:
+            log.info("wait %s dropped: its workflow ended %s", waiting.key, data.state)
+            self.resolve(waiting, _ended(waiting.command, data.state), now, publish=False)
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
         now = time.time()
@@ -438,18 +500,23 @@ class WaitParticipant(Participant):
         if recorded is not None:  # published before a restart: taken, not waited for again
             self._settle(waiting, run, recorded, now, publish=False)
             return
+        if self._workflow_ends.get(join.workflow_id):  # its end came first (another topic)
+            self._settle(waiting, run, _ended(command, "ended"), now, publish=False)
+            return
         self._waits[waiting.key] = (waiting, run)
         marker = self._outcome_event(join, started(command, with_input=True))
         self._outbox.emit(topics.outcomes(WAIT_TYPE), partition, encode(marker))
         self.watch.start(waiting, now)
 
-    def resolve(self, waiting: Waiting, outcome: Outcome, now: float) -> None:
+    def resolve(
+        self, waiting: Waiting, outcome: Outcome, now: float, *, publish: bool = True
+    ) -> None:
         found = self._waits.get(waiting.key)
         if found is None or found[0] is not waiting:
             return
         del self._waits[waiting.key]
         self.watch.stop(waiting)
-        self._settle(waiting, found[1], outcome, now, publish=True)
+        self._settle(waiting, found[1], outcome, now, publish=publish)
 
     def _settle(
         self, waiting: Waiting, run: Run, outcome: Outcome, now: float, *, publish: bool
@@ -493,6 +560,11 @@ class WaitParticipant(Participant):
                 del self._waits[waiting.key]
                 self.watch.stop(waiting)
         super().revoke(partitions)
+
+
+def _ended(command: TaskCommand, state: str) -> TaskFailed:
+    """A wait's end when its workflow has ended: not published, it settles the join."""
+    return failure(command, "WorkflowEnded", f"the workflow ended {state}", retryable=False)
 
 
 def wait_parts(
