@@ -5,8 +5,9 @@ sends its command on `podium.tasks.podium.wait.commands`, which `WaitWorker` tak
 in choreography the gateway is the participant whose service handles `podium.wait`
 (`WaitParticipant`), so it starts the attempt when the task's join is ready, and no
 service knows about waits. Either way the attempt, whose input is the workflow's
-input, becomes a `Waiting`: `Watcher` reads the waited-for topics (group
-`podium.gateway.waits`, from the end of a topic it has no offset for) and the first
+input, becomes a `Waiting`: `Watcher` reads every partition of the waited-for
+topics (from their end, in a group of each gateway process's own: the record may be
+on any partition, the wait is held by the owner of its workflow's) and the first
 record the task's `match` holds for (`event`: the record, as for a binding;
 `workflow`: `id` and `input`) releases it. The gateway then publishes the attempt's
 Succeeded outcome with the mapped `output`, the same event a service would publish
@@ -26,6 +27,9 @@ Succeeded outcome with the mapped `output`, the same event a service would publi
   the participant's join state (a restore starts the attempts in flight again, their
   timeout from the restore). A match the gateway took but had not published when it
   died is found again among the records read back.
+- A workflow's end (`podium.workflows`: failed elsewhere, timed out, cancelled) drops
+  its waits, so a wait with no timeout never outlives its workflow; an end read
+  before the wait's command or start (another topic) is remembered (the last `ENDS`).
 """
 
 from __future__ import annotations
