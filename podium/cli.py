@@ -793,20 +793,37 @@ def up(
         None, "--project-directory", help="Where the services run (default: the file's folder)."
     ),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Where the SQLite file for PostgreSQL goes (PROJECT/.podium-up)."
+        None,
+        "--data-dir",
+        help="Where PostgreSQL's data or SQLite's file goes (PROJECT/.podium-up).",
+    ),
+    database: str = typer.Option(
+        "auto",
+        "--database",
+        help="What stands in for PostgreSQL: a local server from its binaries, or SQLite "
+        "(auto: the server when its binaries are here).",
     ),
 ) -> None:
     """Run a compose file's Podium services as local processes, without Docker: Kafka by
-    the embedded broker, PostgreSQL by SQLite, `ports:` honoured; Ctrl-C stops them all."""
+    the embedded broker, PostgreSQL by a local server (or SQLite), `ports:` honoured;
+    Ctrl-C stops them all."""
+    from podium import postgres
     from podium import up as compose
 
     if broker_kind not in ("tansu", "apache-kafka"):
         raise _fail(f"--broker must be tansu or apache-kafka, not {broker_kind!r}")
+    if database not in ("auto", "postgres", "sqlite"):
+        raise _fail(f"--database must be auto, postgres or sqlite, not {database!r}")
+    sqlite_because = "--database sqlite" if database == "sqlite" else postgres.unavailable()
+    if database == "postgres" and sqlite_because is not None:
+        raise _fail(f"--database postgres: {sqlite_because}")
     project = (project_directory or compose_file.resolve().parent).resolve()
     data = (data_dir or project / ".podium-up").resolve()
     data.mkdir(parents=True, exist_ok=True)
     try:
-        plan = compose.plan(compose.load(compose_file, profiles), data)
+        plan = compose.plan(
+            compose.load(compose_file, profiles), data, sqlite_because=sqlite_because
+        )
     except compose.UpError as exc:
         raise _fail(str(exc)) from None
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
@@ -816,7 +833,10 @@ def up(
     signal.signal(signal.SIGTERM, runner.signal)
     signal.signal(signal.SIGINT, runner.signal)
     try:
-        with compose.broker(broker_kind.replace("apache-kafka", "kafka"), plan.broker_port):
+        with (
+            compose.broker(broker_kind.replace("apache-kafka", "kafka"), plan.broker_port),
+            compose.databases(plan, data),
+        ):
             for name, instead in plan.replaced.items():
                 print(f"podium up: {name} replaced by {instead}", file=sys.stderr, flush=True)
             code = runner.run()
@@ -996,7 +1016,12 @@ def compare(
     fail_rate: float = typer.Option(
         0.0, "--fail-rate", min=0.0, max=1.0, help="Fraction of attempts failed (retryably)."
     ),
-    kill: list[str] = typer.Option([], "--kill", help="SERVICE@SECONDS (not yet supported)."),
+    kill: list[str] = typer.Option(
+        [],
+        "--kill",
+        help="SERVICE@SECONDS, or conductor@SECONDS (the tracker in choreography): kill -9 it "
+        "that far into each mode's runs and restart it; repeatable. Needs a broker.",
+    ),
     report: Path | None = typer.Option(None, "--report", help="Write an HTML report here."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
     bootstrap_servers: str | None = BOOTSTRAP,
@@ -1005,35 +1030,46 @@ def compare(
 
     Exit 0 when every run of both modes ended, 1 when one was lost, 2 on a usage error.
     """
+    from podium.compare.child import Sources
     from podium.compare.command import UsageError, read_inputs
     from podium.compare.command import compare as run_compare
+    from podium.compare.recovery import KillError, parse_kills
     from podium.compare.runner import Options
     from podium.loading import LoadError, load_services
+    from podium.runtime.memory import is_memory
     from podium.workflow.catalog import Catalog
     from podium.workflow.loader import load_definition
     from podium.workflow.validation import DefinitionError
 
-    if kill:
-        raise _fail("--kill is not yet supported by podium compare")
     settings = _settings(bootstrap_servers)
+    if kill and is_memory(settings.bootstrap_servers or ""):
+        raise _fail("--kill needs a broker: what it kills runs as a process of its own")
     try:
         definition = load_definition(definition_file)
         payloads, note = read_inputs(definition, input, inputs)
         loaded = load_services(services)
+        kills = parse_kills(kill, [s.name for s in loaded])
     except DefinitionError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise _fail(f"{definition_file}: invalid definition") from None
     except OSError as exc:
         raise _fail(f"cannot read {definition_file}: {exc}") from None
-    except (UsageError, LoadError) as exc:
+    except (UsageError, LoadError, KillError) as exc:
         raise _fail(str(exc)) from None
     missing = Catalog([definition]).task_types - {t for s in loaded for t in s.task_types}
     if missing:
         raise _fail(f"no service handles task type(s): {', '.join(sorted(missing))}")
     if note:
         print(f"podium: {note}", file=sys.stderr)
-    options = Options(runs=runs, concurrency=concurrency, fail_rate=fail_rate, inputs=payloads)
+    options = Options(
+        runs=runs,
+        concurrency=concurrency,
+        fail_rate=fail_rate,
+        inputs=payloads,
+        kills=kills,
+        sources=Sources(definition_file.resolve(), tuple(services)),
+    )
     configure_logging()
     with bootstrap_or_embedded(settings.bootstrap_servers) as bootstrap:
         code = run_compare(

@@ -20,6 +20,8 @@ MODES = (Mode.ORCHESTRATION.value, Mode.CHOREOGRAPHY.value)
 
 def write_report(doc: dict[str, Any], path: Path) -> None:
     figures = [_cdf(doc), _throughput(doc), _messages(doc)]
+    if doc["kills"]:
+        figures.append(_recovery(doc))
     charts = []
     for k, figure in enumerate(figures):
         charts.append(
@@ -97,6 +99,43 @@ def _messages(doc: dict[str, Any]) -> go.Figure:
     return figure
 
 
+def _recovery(doc: dict[str, Any]) -> go.Figure:
+    """Each workflow's latency at the moment it ended, the kills and restarts marked."""
+    figure = go.Figure()
+    for mode in MODES:
+        points = doc[mode]["recovery_timeline"]
+        figure.add_trace(
+            go.Scatter(
+                x=[p["t"] for p in points],
+                y=[p["latency_ms"] for p in points],
+                mode="markers",
+                marker={"size": 4, "color": COLOURS[mode]},
+                name=mode,
+            )
+        )
+        for r in doc[mode]["recovery"]:
+            if not r["killed"]:
+                continue
+            figure.add_vline(
+                x=r["killed_at_s"],
+                line={"color": COLOURS[mode], "dash": "dash"},
+                annotation_text=f"{r['role']} killed",
+            )
+            if r["restart_ready_s"] is not None:
+                figure.add_vline(
+                    x=r["killed_at_s"] + r["restart_ready_s"],
+                    line={"color": COLOURS[mode], "dash": "dot"},
+                    annotation_text="restarted, ready",
+                    annotation_position="bottom right",
+                )
+    figure.update_layout(
+        title="Recovery timeline: each workflow's latency when it ended (kill dashed, ready dotted)",
+        xaxis_title="seconds into the mode's measured runs",
+        yaxis_title="latency, ms",
+    )
+    return figure
+
+
 def _rows(doc: dict[str, Any]) -> str:
     o, c = doc[MODES[0]], doc[MODES[1]]
     rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
@@ -105,6 +144,11 @@ def _rows(doc: dict[str, Any]) -> str:
         ("task overhead, ms (latency - handler time, per attempt)", lambda m: m["task_overhead_ms"]),
         ("process / broker CPU, ms per workflow", lambda m: f"{m['cpu_ms_per_workflow']['process']} / {m['cpu_ms_per_workflow']['broker'] or 'not measured'}"),
         ("outcomes", lambda m: ", ".join(f"{k} {v}" for k, v in m["outcomes"].items() if v)),
+        *(
+            (f"kill {kill}: every caught workflow ended after, s (restart ready after, s; caught)",
+             lambda m, k=k: _recovered(m["recovery"][k]))
+            for k, kill in enumerate(doc["kills"])
+        ),
         ("topics, consumer groups", lambda m: f"{m['structure']['topics']}, {m['structure']['consumer_groups']}"),
         ("who must know whom", lambda m: m["structure"]["coupling_text"]),
         ("where workflow state lives", lambda m: m["structure"]["state"]),
@@ -117,11 +161,18 @@ def _rows(doc: dict[str, Any]) -> str:
     )
 
 
+def _recovered(r: dict[str, Any]) -> str:
+    if not r["killed"]:
+        return f"not killed: {r['note']}"
+    return f"{r['recovered_s']} ({r['restart_ready_s']}; {r['caught']})"
+
+
 def _page(doc: dict[str, Any], charts: list[str]) -> str:
     title = f"podium compare: {doc['definition']} v{doc['version']}"
     setup = (
         f"{doc['runs']} runs a mode after {doc['warmup']} warm-up, concurrency "
         f"{doc['concurrency']}, fail rate {doc['fail_rate']}, on {doc['broker']}; "
+        f"{doc['schedule']}; "
         f"{doc['elapsed_s']} s in all. Percentiles: {doc['percentiles']}. CPU: {doc['cpu_note']}."
     )
     body = "\n".join(f'<section class="chart">{chart}</section>' for chart in charts)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from podium.compare.facts import structure
+from podium.compare.recovery import recovery
 from podium.compare.runner import OUTCOMES, Measured, ModeRun, Options
 from podium.events import Mode
 from podium.services.service import TaskService
@@ -41,9 +42,16 @@ def summarise(
         "latency_unit": "ms",
         "percentiles": "HdrHistogram, 3 significant digits",
         "cpu_note": (
-            "both deployments and the driver run in this one process: process CPU is theirs "
-            "together while a mode's runs go on (the other mode idles beside it); the broker's "
-            "is its own process's, when it runs on this machine"
+            "both deployments and the driver run in this one process (but for a part --kill "
+            "names, in its own): process CPU is theirs together while a mode's runs go on (the "
+            "other mode idles beside it); the broker's is its own process's, when it runs on "
+            "this machine"
+        ),
+        "kills": [f"{k.target}@{k.at_s:g}" for k in options.kills],
+        "schedule": (
+            "each mode's runs in one block (a recovery is watched on an unbroken clock)"
+            if options.kills
+            else "blocks of runs, the modes alternating A B B A ..."
         ),
     }
     for mode, run in measured.runs.items():
@@ -99,6 +107,15 @@ def _mode(run: ModeRun, options: Options) -> dict[str, Any]:
         "measured_s": round(run.active_s, 3),
         "latencies_ms": [round(s * 1000, 3) for s in latencies],
         "throughput_timeline": _timeline(run),
+        "recovery": [recovery(r, list(run.spans.values()), run.active_s) for r in run.kills],
+        "recovery_timeline": (
+            [
+                {"t": round(end, 3), "latency_ms": round((end - start) * 1000, 3)}
+                for start, end in sorted(run.spans.values(), key=lambda span: span[1])
+            ]
+            if run.kills
+            else []
+        ),
     }
 
 
@@ -162,9 +179,34 @@ def verdict(definition: Definition, doc: dict[str, Any]) -> str:
         "services each read the definition and react to one another, so a change to it means "
         "redeploying them all."
     )
+    sentences += _recovery_sentences(doc)
     if lost:
         sentences.append(f"{lost} workflow(s) were lost: the figures above are suspect.")
     return " ".join(sentences)
+
+
+def _recovery_sentences(doc: dict[str, Any]) -> list[str]:
+    """One sentence per kill: which mode had every caught workflow ended sooner."""
+    o, c = doc[Mode.ORCHESTRATION.value], doc[Mode.CHOREOGRAPHY.value]
+    out = []
+    for ro, rc in zip(o["recovery"], c["recovery"], strict=True):
+        if not (ro["killed"] and rc["killed"]):
+            out.append(
+                f"The kill of {ro['target']} at {ro['at_s']:g} s did not happen in every mode "
+                "(its runs ended first): use an earlier time or more runs."
+            )
+            continue
+        quick, slow = (ro, rc) if ro["recovered_s"] <= rc["recovered_s"] else (rc, ro)
+        names = {id(ro): "orchestration", id(rc): "choreography"}
+        what = ro["target"] if ro["role"] == rc["role"] else f"the {ro['role']} ({rc['role']})"
+        out.append(
+            f"Killing {what} at {ro['at_s']:g} s: {names[id(quick)]} recovered faster, every "
+            f"workflow the outage caught ended {quick['recovered_s']:.1f} s after the kill "
+            f"against {slow['recovered_s']:.1f} s "
+            f"({quick['caught']} and {slow['caught']} workflows caught; the restarted process "
+            f"was ready after {quick['restart_ready_s']} and {slow['restart_ready_s']} s)."
+        )
+    return out
 
 
 def print_table(doc: dict[str, Any], console: Console) -> None:
@@ -194,6 +236,10 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
     row("broker CPU ms / workflow", lambda m: m["cpu_ms_per_workflow"]["broker"])
     for outcome in OUTCOMES:
         row(outcome, lambda m, k=outcome: m["outcomes"][k], "{:d}")
+    for k, kill in enumerate(doc["kills"]):
+        row(f"kill {kill}: recovered s", lambda m, k=k: m["recovery"][k].get("recovered_s"))
+        row("  restarted ready s", lambda m, k=k: m["recovery"][k].get("restart_ready_s"))
+        row("  workflows caught", lambda m, k=k: m["recovery"][k].get("caught"), "{:d}")
     row("topics", lambda m: m["structure"]["topics"], "{:d}")
     row("consumer groups", lambda m: m["structure"]["consumer_groups"], "{:d}")
     console.print(table)

@@ -1,18 +1,24 @@
 """Running one definition in both modes under the same load, and measuring it.
 
-Both deployments (see `scope`) run in this process, side by side, on one broker. Each
-mode first runs `warmup` workflows (not measured); then the runs go in blocks, the modes
-alternating A B B A A B ... so that drift and machine noise hit both; run i gets the same
-input and the same injected failures in both modes. A workflow's latency is from just
-before its trigger is sent to its end arriving at the client. Afterwards every record on
-the topics the runs used is read once and counted by mode and by kind.
+Both deployments (see `scope`) run in this process, side by side, on one broker, but for
+what `--kill` names: that part runs in a process of its own in each mode (`child`), which
+is SIGKILLed at its time and started again at once. Each mode first runs `warmup`
+workflows (not measured); then the runs go in blocks, the modes alternating A B B A A B
+... so that drift and machine noise hit both; run i gets the same input and the same
+injected failures in both modes. With a kill, each mode's runs are one block instead: a
+recovery is watched on an unbroken clock, with the load going on. A workflow's latency
+is from just before its trigger is sent to its end arriving at the client. Afterwards
+every record on the topics the runs used is read once and counted by mode and by kind,
+and those topics are deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -21,7 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
 from podium.client import Client, Ended, prepare_topics
+from podium.compare.child import Child, Sources, child_args
+from podium.compare.recovery import Kill, KillRecord
 from podium.compare.scope import Probe, Scope, start, stop
 from podium.events import Mode, topics
 from podium.runtime.changelog import read_partitions
@@ -32,6 +43,8 @@ from podium.runtime.settings import Settings
 from podium.services.service import TaskService
 from podium.workflow.catalog import Catalog
 from podium.workflow.definition import Definition
+
+log = logging.getLogger("podium.compare")
 
 MODES = (Mode.ORCHESTRATION, Mode.CHOREOGRAPHY)
 #: a workflow not ended this long after its own timeout (or after this, without one) is lost
@@ -56,6 +69,9 @@ class Options:
     fail_rate: float
     inputs: list[dict[str, Any]]
     warmup: int = 10
+    kills: tuple[Kill, ...] = ()
+    #: what a killed part's process is built from (needed with `kills`)
+    sources: Sources | None = None
 
     def input(self, i: int) -> dict[str, Any]:
         return self.inputs[i % len(self.inputs)]
@@ -69,7 +85,12 @@ class ModeRun:
     definition: Definition
     probe: Probe
     parts: list[Component]
+    services: list[str]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    children: dict[str, Child] = field(default_factory=dict)
+    kills: list[KillRecord] = field(default_factory=list)
+    #: (triggered, ended) in seconds of this mode's measured time, per run
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)
     latency_s: dict[int, float] = field(default_factory=dict)
     states: dict[int, str] = field(default_factory=dict)
     #: (seconds of this mode's measured time, run index) at each end
@@ -92,8 +113,10 @@ class Measured:
     broker: str
 
 
-def blocks(runs: int) -> list[tuple[Mode, range]]:
-    """The runs split into blocks, the modes alternating A B B A A B ..."""
+def blocks(runs: int, interleave: bool = True) -> list[tuple[Mode, range]]:
+    """The runs split into blocks, the modes alternating A B B A A B ... (or one each)."""
+    if not interleave:
+        return [(mode, range(runs)) for mode in MODES]
     count = min(runs, max(2, runs // 50))
     size = -(-runs // count)
     out: list[tuple[Mode, range]] = []
@@ -117,33 +140,83 @@ async def measure(
     run_id = uuid.uuid4().hex[:8]
     wait_s = (definition.timeout or DEFAULT_WAIT_S - GRACE_S) + GRACE_S
     broker = _broker_pid(bootstrap)
+    logs = Path(tempfile.mkdtemp(prefix="podium-compare-")) if options.kills else None
     runs: dict[Mode, ModeRun] = {}
     for mode in MODES:
-        scope = Scope(f"cmp{run_id}{mode.value[0]}", mode)
-        scoped = scope.definition(definition)
-        probe = Probe(options.fail_rate)
-        catalog = Catalog([scoped])
-        await prepare_topics(bootstrap, settings, catalog.task_types)
-        parts = scope.parts(catalog, scope.services(services, probe), bootstrap, settings)
-        runs[mode] = ModeRun(scope, scoped, probe, parts)
+        runs[mode] = await _deploy(
+            Scope(f"cmp{run_id}{mode.value[0]}", mode),
+            definition,
+            services,
+            options,
+            bootstrap=bootstrap,
+            settings=settings,
+            logs=logs,
+        )
     try:
-        started = await asyncio.gather(*(start(run.parts) for run in runs.values()))
-        for run, tasks in zip(runs.values(), started, strict=True):
-            run.tasks = tasks
+        await _start(list(runs.values()))
         async with Client(bootstrap, settings) as client:
             for run in runs.values():
                 for w in range(options.warmup):
                     state, _ = await _one(client, run, f"w{w}", options.input(w), wait_s)
                     if state == "lost":
                         raise RuntimeError(f"a {run.scope.mode.value} warm-up workflow was lost")
-            for mode, chunk in blocks(options.runs):
+            for mode, chunk in blocks(options.runs, interleave=not options.kills):
                 await _block(client, runs[mode], chunk, options, wait_s, broker, progress)
     finally:
         for run in runs.values():
             await stop(run.parts, run.tasks)
+            for child in run.children.values():
+                await child.stop()
     await _count_traffic(bootstrap, list(runs.values()))
+    await _delete_topics(bootstrap, [t for run in runs.values() for t in _scoped_topics(run)])
     where = "in-memory bus" if is_memory(bootstrap) else bootstrap
     return Measured(runs, time.perf_counter() - began, where)
+
+
+async def _deploy(
+    scope: Scope,
+    definition: Definition,
+    services: list[TaskService],
+    options: Options,
+    *,
+    bootstrap: str,
+    settings: Settings,
+    logs: Path | None,
+) -> ModeRun:
+    """One mode's deployment: its topics, its parts here, and a child for each killed one."""
+    scoped = scope.definition(definition)
+    probe = Probe(options.fail_rate)
+    catalog = Catalog([scoped])
+    await prepare_topics(bootstrap, settings, catalog.task_types)
+    scoped_services = scope.services(services, probe)
+    roles = {kill.role(scope.mode) for kill in options.kills}
+    parts = scope.parts(catalog, scoped_services, bootstrap, settings, lambda r: r not in roles)
+    run = ModeRun(
+        scope,
+        scoped,
+        probe,
+        parts,
+        [s.name for s in scoped_services],
+        kills=[KillRecord(kill, kill.role(scope.mode)) for kill in options.kills],
+    )
+    for role in sorted(roles):
+        assert options.sources is not None and logs is not None
+        args = child_args(options.sources, scope, role, options.fail_rate, bootstrap)
+        run.children[role] = Child(role, args, logs / f"{scope.prefix}-{role}.log", probe)
+    return run
+
+
+async def _start(runs: list[ModeRun]) -> None:
+    """Every part of both modes, here and in children; return once all are ready."""
+    for run in runs:
+        for child in run.children.values():
+            await child.start()
+    started = await asyncio.gather(*(start(run.parts) for run in runs))
+    for run, tasks in zip(runs, started, strict=True):
+        run.tasks = tasks
+    for run in runs:
+        for child in run.children.values():
+            await child.wait_ready()
 
 
 async def _one(
@@ -177,23 +250,50 @@ async def _block(
     started = time.perf_counter()
     offset = run.active_s
 
+    def now() -> float:  # seconds of this mode's measured time
+        return offset + time.perf_counter() - started
+
     async def worker() -> None:
         for i in indices:  # shared: each run is taken once
+            triggered = now()
             state, seconds = await _one(client, run, str(i), options.input(i), wait_s)
             run.states[i] = state
             run.latency_s[i] = seconds
-            run.ends_at.append((offset + time.perf_counter() - started, i))
+            run.ends_at.append((now(), i))
+            run.spans[i] = (triggered, now())
             if progress is not None:
                 progress(run.scope.mode, 1)
 
+    killers = {
+        record: asyncio.create_task(_kill_and_restart(run, record, now))
+        for record in run.kills
+        if record.killed_at is None
+    }
     async with asyncio.TaskGroup() as group:
         for _ in range(min(options.concurrency, len(chunk))):
             group.create_task(worker())
+    for record, killer in killers.items():
+        if record.killed_at is None:
+            killer.cancel()  # its time never came while the runs went on
+        with contextlib.suppress(asyncio.CancelledError):
+            await killer  # a restart under way is waited for
     run.active_s += time.perf_counter() - started
     run.process_cpu_s += time.process_time() - cpu_before
     broker_after = _cpu_seconds(broker)
     if broker_after is not None and broker_before is not None:
         run.broker_cpu_s = (run.broker_cpu_s or 0.0) + broker_after - broker_before
+
+
+async def _kill_and_restart(run: ModeRun, record: KillRecord, now: Callable[[], float]) -> None:
+    """At its time, SIGKILL the part's process and start it again at once (as a supervisor
+    would); note when each happened, in the mode's measured time."""
+    await asyncio.sleep(max(0.0, record.kill.at_s - now()))
+    child = run.children[record.role]
+    await child.kill()
+    record.killed_at = now()
+    await child.start()
+    await child.wait_ready()
+    record.ready_at = now()
 
 
 # -- what went over the wire ------------------------------------------------------------
@@ -220,8 +320,7 @@ def _scoped_topics(run: ModeRun) -> list[str]:
     role = "conductor" if run.scope.mode == Mode.ORCHESTRATION else "tracker"
     names.append(topics.compare_changelog(run.scope.prefix, role))
     if run.scope.mode == Mode.CHOREOGRAPHY:
-        services = {p.service.name for p in run.parts if hasattr(p, "service")}
-        names += [topics.choreography_changelog(s) for s in sorted(services)]
+        names += [topics.choreography_changelog(s) for s in sorted(run.services)]
     return names
 
 
@@ -249,6 +348,24 @@ async def _count_traffic(bootstrap: str, runs: list[ModeRun]) -> None:
                     run.messages[kind] += 1
                     run.bytes[kind] += size
                     break
+
+
+async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    """The runs' own topics, gone once counted (the shared ones stay; so do the groups)."""
+    if is_memory(bootstrap):
+        return  # the bus goes with this process
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    doomed: list[str] = []
+    try:
+        existing = set(await admin.list_topics())
+        doomed = sorted(set(names) & existing)
+        if doomed:
+            await admin.delete_topics(doomed)
+    except KafkaError as exc:  # a broker that cannot delete keeps them: say so, carry on
+        log.warning("podium compare: could not delete its topics %s: %r", doomed, exc)
+    finally:
+        await admin.close()
 
 
 # -- CPU -------------------------------------------------------------------------------

@@ -130,16 +130,31 @@ class Scope:
         return scoped
 
     def parts(
-        self, catalog: Catalog, services: list[TaskService], bootstrap: str, settings: Settings
+        self,
+        catalog: Catalog,
+        services: list[TaskService],
+        bootstrap: str,
+        settings: Settings,
+        keep: Callable[[str], bool] = lambda role: True,
     ) -> list[Component]:
-        """The deployment: workers and a conductor, or participants and a tracker."""
+        """The deployment: workers and a conductor, or participants and a tracker; only the
+        roles `keep` accepts are built (a part holds clients from its construction on)."""
+        kept = [s for s in services if keep(self.role(s.name))]
         if self.mode == Mode.CHOREOGRAPHY:
             participants: list[Component] = [
-                _ScopedParticipant(self, s, catalog, bootstrap, settings) for s in services
+                _ScopedParticipant(self, s, catalog, bootstrap, settings) for s in kept
             ]
+            if not keep("tracker"):
+                return participants
             return [*participants, _ScopedTracker(self, catalog, bootstrap, settings)]
-        workers: list[Component] = [Worker(s, bootstrap, settings) for s in services]
+        workers: list[Component] = [Worker(s, bootstrap, settings) for s in kept]
+        if not keep("conductor"):
+            return workers
         return [*workers, _ScopedConductor(self, catalog, bootstrap, settings)]
+
+    def role(self, scoped_name: str) -> str:
+        """A scoped service's name as the user wrote it."""
+        return scoped_name.removeprefix(f"{self.prefix}.")
 
 
 class _ScopedConductor(Conductor):

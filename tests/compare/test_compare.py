@@ -8,6 +8,7 @@ opens in a headless Chromium (Debian's; skipped without one) and draws its three
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,6 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from podium.broker import EmbeddedBroker
+from podium.compare.recovery import Kill, KillRecord, parse_kills, recovery
+from podium.events import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -88,8 +94,21 @@ def test_usage_errors_exit_2() -> None:
 
     base = ["compare", "examples/order/order.yaml", "--services", "examples.order.shop:services"]
     runner = CliRunner()
-    killed = runner.invoke(app, [*base, "--kill", "payments@2"])
-    assert killed.exit_code == 2 and "not yet supported" in killed.stderr
+    on_memory = runner.invoke(
+        app, [*base, "--kill", "payments@2", "--bootstrap-servers", "memory://x"]
+    )
+    assert on_memory.exit_code == 2 and "needs a broker" in on_memory.stderr
+    for kill, says in [
+        ("billing@2", "no 'billing' to kill; known: inventory, payments, shipping, conductor"),
+        ("payments", "expected TARGET@SECONDS"),
+        ("payments@soon", "'soon' is not a number"),
+        ("payments@0", "above 0"),
+    ]:
+        refused = runner.invoke(app, [*base, "--kill", kill, "--bootstrap-servers", "x:1"])
+        assert refused.exit_code == 2 and says in refused.stderr, refused.stderr
+    twice = ["--kill", "payments@1", "--kill", "payments@2", "--bootstrap-servers", "x:1"]
+    refused = runner.invoke(app, [*base, *twice])
+    assert refused.exit_code == 2 and "payments named more than once" in refused.stderr
     refused = runner.invoke(app, [*base, "--input", '{"sku": 1}'])
     assert refused.exit_code == 2 and "rejected" in refused.stderr
     both = runner.invoke(app, [*base, "--input", "{}", "--inputs", "x.jsonl"])
@@ -130,3 +149,72 @@ async def test_report_opens_in_a_browser_with_its_charts(compared: tuple[dict, P
             assert not errors, errors
         finally:
             await browser.close()
+
+
+def test_recovery_figures_from_the_spans() -> None:
+    """Caught: running at the kill or triggered before the restart was ready."""
+    kill = KillRecord(Kill("payments", 1.0), "payments", killed_at=1.0, ready_at=3.0)
+    spans = [(0.0, 0.5), (0.6, 0.9), (0.8, 3.4), (2.0, 3.5), (3.1, 3.2), (3.3, 3.6)]
+    figures = recovery(kill, spans, measured_s=4.0)
+    assert figures["caught"] == 2  # (0.8, 3.4) and (2.0, 3.5); (3.1, 3.2) came after
+    assert figures["recovered_s"] == 2.5
+    assert figures["restart_ready_s"] == 2.0
+    assert figures["longest_gap_s"] == 2.3  # 0.9 (last end before) -> 3.2
+    assert figures["slowest_caught_ms"] == 2600.0
+    late = recovery(KillRecord(Kill("payments", 9.0), "payments"), spans, measured_s=4.0)
+    assert late["killed"] is False and "ended at 4.0 s" in late["note"]
+
+
+def test_the_conductor_kill_names_the_tracker_in_choreography() -> None:
+    (kill,) = parse_kills(["conductor@2.5"], ["payments"])
+    assert kill.role(Mode.ORCHESTRATION) == "conductor"
+    assert kill.role(Mode.CHOREOGRAPHY) == "tracker"
+    assert kill.at_s == 2.5
+
+
+@pytest.mark.timeout(300)  # two group rejoins on a shared 2-core box
+def test_a_killed_service_recovers_in_both_modes_and_the_run_leaves_no_topics(
+    tmp_path: Path,
+) -> None:
+    """`--kill payments@0.1` on the embedded broker: payments runs as a process of its own
+    in each mode, is SIGKILLed early in the runs and restarted; every workflow still
+    ends, the recovery is reported, and the run's own topics are gone afterwards."""
+    results, report = tmp_path / "results.json", tmp_path / "report.html"
+    with EmbeddedBroker() as broker:
+        done = podium(
+            *("compare", "examples/order/order.yaml"),
+            *("--services", "examples.order.shop:services"),
+            *("--input", '{"sku": "A-1", "qty": 1, "amount": 30}'),
+            *("--runs", "60", "--concurrency", "4", "--kill", "payments@0.1"),
+            *("--bootstrap-servers", broker.bootstrap_servers),
+            *("--json", str(results), "--report", str(report)),
+            timeout=280,
+        )
+        assert done.returncode == 0, done.stderr
+        left = asyncio.run(_topics(broker.bootstrap_servers))
+    doc = json.loads(results.read_text())
+    assert doc["kills"] == ["payments@0.1"]
+    for mode in ("orchestration", "choreography"):
+        figures = doc[mode]
+        assert figures["outcomes"]["succeeded"] == 60 and figures["outcomes"]["lost"] == 0
+        (kill,) = figures["recovery"]
+        assert kill["killed"] and kill["role"] == "payments"
+        assert kill["caught"] > 0 and kill["recovered_s"] > 0
+        assert kill["restart_ready_s"] is not None
+        # the probe's figures came back from the payments processes too; a command the
+        # killed one ran but had not answered runs again (at least once): 3 or a little more
+        assert figures["task_attempts_per_workflow"] >= 3
+        assert len(figures["recovery_timeline"]) == 60
+    assert "Killing payments at 0.1 s" in doc["verdict"]
+    assert "Recovery timeline" in report.read_text()
+    scoped = [t for t in left if ".cmp" in t or t.startswith("podium.compare.")]
+    assert scoped == [], scoped
+
+
+async def _topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return sorted(await admin.list_topics())
+    finally:
+        await admin.close()
