@@ -8,7 +8,9 @@ Podium service (an image named `podium...`, or built here) as `python -m podium
 - the Kafka service (an `apache/kafka` image) by the embedded broker (or Apache
   Kafka from its jars, `--broker apache-kafka`) on the host port its `ports:`
   publish, so the host reaches it where it would under Docker;
-- a PostgreSQL service by a SQLite file in the data directory;
+- a PostgreSQL service by a local PostgreSQL server from Debian's binaries
+  (`podium.postgres`) with the service's user and database, or, where there is
+  none (or with `--database sqlite`), by a SQLite file in the data directory;
 - every address of a replaced service in an environment value (`kafka:19092`,
   `postgresql://...@postgres/...`) by the local one.
 
@@ -37,7 +39,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from podium import health
+from podium import health, postgres
 from podium.broker import EmbeddedBroker, free_port
 
 #: every process it started is gone this long after SIGINT/SIGTERM (SIGKILL at the bound)
@@ -74,6 +76,8 @@ class Plan:
     replaced: dict[str, str]
     skipped: list[str]
     urls: list[str]
+    #: PostgreSQL services run by a local server: the database it holds, and its port
+    databases: dict[str, tuple[postgres.Database, int]] = field(default_factory=dict)
 
 
 def load(path: Path, profiles: list[str]) -> dict[str, dict[str, Any]]:
@@ -127,11 +131,23 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
 
 
+def _database(service: dict[str, Any]) -> postgres.Database:
+    """The user and database the postgres image would create, from its environment."""
+    env = _environment(service)
+    user = env.get("POSTGRES_USER") or "postgres"
+    return postgres.Database(user=user, name=env.get("POSTGRES_DB") or user)
+
+
 def plan(
-    services: dict[str, dict[str, Any]], data_dir: Path, broker_port: int | None = None
+    services: dict[str, dict[str, Any]],
+    data_dir: Path,
+    broker_port: int | None = None,
+    sqlite_because: str | None = None,
 ) -> Plan:
+    """What runs, and how addresses change. A PostgreSQL service becomes a local server,
+    or SQLite when `sqlite_because` says why there is none."""
     kafka = [n for n, s in services.items() if kind_of(s) == "kafka"]
-    postgres = [n for n, s in services.items() if kind_of(s) == "postgres"]
+    databases_run = [n for n, s in services.items() if kind_of(s) == "postgres"]
     if len(kafka) > 1:
         raise UpError(f"more than one Kafka service: {', '.join(kafka)}")
     if broker_port is None:
@@ -141,12 +157,22 @@ def plan(
     history = f"sqlite:///{(data_dir / 'history.db').resolve()}"
     rewrites: list[tuple[re.Pattern[str], str]] = [
         (re.compile(rf"\b{re.escape(n)}:\d+"), bootstrap) for n in kafka
-    ] + [
-        (re.compile(rf"postgres(?:ql)?(?:\+\w+)?://[^\s,]*@{re.escape(n)}(?::\d+)?/\S*"), history)
-        for n in postgres
     ]
     replaced = {n: f"the embedded broker at {bootstrap}" for n in kafka}
-    replaced |= {n: f"SQLite at {history}" for n in postgres}
+    databases: dict[str, tuple[postgres.Database, int]] = {}
+    for n in databases_run:
+        if sqlite_because is None:
+            databases[n] = (_database(services[n]), free_port())
+            address = f"127.0.0.1:{databases[n][1]}"
+            # the URL keeps its user, password and database: only the host moves
+            url = rf"(postgres(?:ql)?(?:\+\w+)?://[^\s,@/]*@){re.escape(n)}(?::\d+)?/"
+            rewrites.append((re.compile(url), rf"\g<1>{address}/"))
+            user, name = databases[n][0].user, databases[n][0].name
+            replaced[n] = f"a local PostgreSQL at {address} (user {user}, database {name})"
+        else:
+            url = rf"postgres(?:ql)?(?:\+\w+)?://[^\s,]*@{re.escape(n)}(?::\d+)?/\S*"
+            rewrites.append((re.compile(url), history))
+            replaced[n] = f"SQLite at {history} ({sqlite_because})"
     ours = {n: s for n, s in services.items() if kind_of(s) == "podium"}
     skipped = [n for n, s in services.items() if kind_of(s) == "other"]
     built: list[Service] = []
@@ -184,7 +210,7 @@ def plan(
                 colour=COLOURS[index % len(COLOURS)],
             )
         )
-    return Plan(broker_port, built, replaced, skipped, urls)
+    return Plan(broker_port, built, replaced, skipped, urls, databases)
 
 
 def _published(
@@ -395,3 +421,16 @@ def broker(kind: str, port: int) -> Iterator[str]:
         raise UpError(f"--broker apache-kafka: {reason}")
     with apache_kafka.ApacheKafka(port=port) as kafka:
         yield kafka.bootstrap_servers
+
+
+@contextlib.contextmanager
+def databases(plan: Plan, data_dir: Path) -> Iterator[None]:
+    """The local PostgreSQL servers of the plan, each with its data in the data directory
+    (a temporary folder when run as root), like the named volume of the compose file."""
+    with contextlib.ExitStack() as stack:
+        for name, (database, port) in plan.databases.items():
+            try:
+                stack.enter_context(postgres.server(database, port, data_dir / f"postgres-{name}"))
+            except postgres.PostgresError as exc:
+                raise UpError(f"{name}: {exc}") from None
+        yield

@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from podium import postgres
 from podium.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +63,9 @@ def test_podium_up_runs_the_compose_file_end_to_end_in_both_modes(tmp_path: Path
     healthy = {name.strip() for name, text in lines if text.strip() == "healthy"}
     assert {"conductor", "tracker", "history-store", "api", "triggers", "order", "etl"} <= healthy
     assert {"order-choreography", "etl-choreography"} <= healthy
+    # PostgreSQL is a local server where its binaries are (.ci/run installs them), else SQLite
+    stand_in = "a local PostgreSQL" if postgres.unavailable() is None else "SQLite"
+    assert any(f"postgres replaced by {stand_in}" in line for line in said), said[:5]
 
 
 def drive(
