@@ -835,7 +835,7 @@ def up(
     try:
         with (
             compose.broker(broker_kind.replace("apache-kafka", "kafka"), plan.broker_port),
-            compose.databases(plan, data),
+            compose.databases(plan),
         ):
             for name, instead in plan.replaced.items():
                 print(f"podium up: {name} replaced by {instead}", file=sys.stderr, flush=True)

@@ -424,13 +424,13 @@ def broker(kind: str, port: int) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def databases(plan: Plan, data_dir: Path) -> Iterator[None]:
-    """The local PostgreSQL servers of the plan, each with its data in the data directory
-    (a temporary folder when run as root), like the named volume of the compose file."""
+def databases(plan: Plan) -> Iterator[None]:
+    """The local PostgreSQL servers of the plan, for as long as `podium up` runs (their
+    data in temporary folders: unlike the compose file's volume, it does not outlive them)."""
     with contextlib.ExitStack() as stack:
         for name, (database, port) in plan.databases.items():
             try:
-                stack.enter_context(postgres.server(database, port, data_dir / f"postgres-{name}"))
+                stack.enter_context(postgres.server(database, port))
             except postgres.PostgresError as exc:
                 raise UpError(f"{name}: {exc}") from None
         yield

@@ -41,7 +41,7 @@ def test_the_image_defaults_when_the_service_names_no_user_or_database() -> None
 
 
 @pytest.mark.skipif(postgres.unavailable() is not None, reason=str(postgres.unavailable()))
-def test_the_local_server_holds_that_database(tmp_path: Path) -> None:
+def test_the_local_server_holds_that_database() -> None:
     import asyncpg
 
     port = free_port()
@@ -55,5 +55,5 @@ def test_the_local_server_holds_that_database(tmp_path: Path) -> None:
             await connection.close()
         return row[0], row[1]
 
-    with postgres.server(postgres.Database("podium", "shop"), port, tmp_path / "pg"):
+    with postgres.server(postgres.Database("podium", "shop"), port):
         assert asyncio.run(ask()) == ("podium", "shop")
