@@ -167,6 +167,27 @@ def _recovered(r: dict[str, Any]) -> str:
     return f"{r['recovered_s']} ({r['restart_ready_s']}; {r['caught']})"
 
 
+def _scorecard(doc: dict[str, Any]) -> str:
+    """Criterion by criterion, the better figure marked: the answer at a glance."""
+
+    def cell(row: dict[str, Any], mode: str) -> str:
+        value = row[mode]
+        text = "—" if value is None else f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+        won = row["better"] == mode
+        mark = f' <span class="by">{row["by"]:g}x better</span>' if won else ""
+        return f'<td class="{"won" if won else ""}">{html.escape(text)}{mark}</td>'
+
+    rows = []
+    for row in doc["scorecard"]:
+        unit = f" ({row['unit']})" if row["unit"] else ""
+        lower = "lower" if row["lower_is_better"] else "higher"
+        rows.append(
+            f"<tr><th>{html.escape(row['name'] + unit)} <small>{lower} is better</small></th>"
+            f"{cell(row, MODES[0])}{cell(row, MODES[1])}</tr>"
+        )
+    return "\n".join(rows)
+
+
 def _page(doc: dict[str, Any], charts: list[str]) -> str:
     title = f"podium compare: {doc['definition']} v{doc['version']}"
     setup = (
@@ -185,10 +206,18 @@ body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 110
 table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }}
 .setup {{ color: #555; font-size: .9rem; }}
+h2.headline {{ font-size: 1.45rem; margin: .4rem 0 1rem; }}
+table.score td.won {{ background: #e3f4e1; font-weight: 600; }}
+table.score .by, table.score small {{ color: #555; font-weight: normal; font-size: .8rem; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+<h2 class="headline" id="headline">{html.escape(doc["headline"])}</h2>
+<table class="score" id="scorecard"><tr><th></th><th>orchestration</th><th>choreography</th></tr>
+{_scorecard(doc)}
+</table>
 <p class="verdict" id="verdict">{html.escape(doc["verdict"])}</p>
 <p class="setup">{html.escape(setup)}</p>
+<h3>All figures</h3>
 <table><tr><th></th><th>orchestration</th><th>choreography</th></tr>
 {_rows(doc)}
 </table>

@@ -15,6 +15,7 @@ from rich.table import Table
 from podium.compare.facts import structure
 from podium.compare.recovery import recovery
 from podium.compare.runner import OUTCOMES, Measured, ModeRun, Options
+from podium.compare.scorecard import as_json, headline, scorecard
 from podium.events import Mode
 from podium.services.service import TaskService
 from podium.workflow.definition import Definition
@@ -57,6 +58,9 @@ def summarise(
     for mode, run in measured.runs.items():
         doc[mode.value] = _mode(run, options) | {"structure": facts[mode.value]}
     doc["verdict"] = verdict(definition, doc)
+    rows = scorecard(doc)
+    doc["headline"] = headline(definition.name, rows)
+    doc["scorecard"] = as_json(rows)
     return doc
 
 
@@ -249,4 +253,4 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
             f"[bold]{mode}[/]: {facts['coupling_text']}. State: {facts['state']}. "
             f"A definition change redeploys {facts['redeploy_on_change']}."
         )
-    console.print(f"\n{doc['verdict']}")
+    console.print(f"\n[bold]{doc['headline']}[/]\n{doc['verdict']}")

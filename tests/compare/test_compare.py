@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from podium.broker import EmbeddedBroker
 from podium.compare.recovery import Kill, KillRecord, parse_kills, recovery
+from podium.compare.scorecard import headline, scorecard
 from podium.events import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,8 @@ def test_both_modes_every_run_accounted_for(compared: tuple[dict, Path]) -> None
     assert doc["choreography"]["messages_per_workflow"]["commands"] == 0
     assert doc["choreography"]["structure"]["coupling"]["payments"]  # it reacts to others
     assert "p50" in doc["verdict"] and "messages a workflow" in doc["verdict"]
+    assert doc["headline"].startswith(("Orchestration for order", "Choreography for order"))
+    assert {row["name"] for row in doc["scorecard"]} >= {"latency p50", "throughput"}
 
 
 def test_usage_errors_exit_2() -> None:
@@ -142,6 +145,9 @@ async def test_report_opens_in_a_browser_with_its_charts(compared: tuple[dict, P
             )
             assert await page.locator(".js-plotly-plot").count() == 3
             assert await page.locator("#verdict").inner_text() == doc["verdict"]
+            assert await page.locator("#headline").inner_text() == doc["headline"]
+            won = sum(row["better"] is not None for row in doc["scorecard"])
+            assert await page.locator("#scorecard td.won").count() == won
             # the CDF draws one line per mode
             assert await page.locator("#chart-0 .scatterlayer .trace").count() == 2
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -218,3 +224,30 @@ async def _topics(bootstrap: str) -> list[str]:
         return sorted(await admin.list_topics())
     finally:
         await admin.close()
+
+
+def test_the_headline_names_the_mode_that_won_on_performance_and_what_the_other_gives() -> None:
+    def mode(p50: float, p99: float, rate: float, messages: float, readers: int) -> dict:
+        return {
+            "p50": p50,
+            "p99": p99,
+            "workflows_per_s": rate,
+            "recovery": [],
+            "messages_per_workflow": {"commands": messages},
+            "bytes_per_workflow": {"commands": 100.0},
+            "cpu_ms_per_workflow": {"process": 1.0, "broker": None},
+            "structure": {"knows_the_definition": ["x"] * readers, "topics": 10},
+        }
+
+    doc = {
+        "kills": [],
+        "orchestration": mode(80, 120, 300, 16, 1),
+        "choreography": mode(60, 100, 290, 22, 4),
+    }
+    rows = scorecard(doc)
+    assert [r.better for r in rows[:3]] == ["choreography", "choreography", None]  # 3 % is even
+    assert headline("order", rows) == (
+        "Choreography for order: a 1.33x lower median latency and a 1.20x lower tail (p99). "
+        "Orchestration gives 27% fewer Kafka messages and a definition change redeploys "
+        "1 process(es), not 4."
+    )
