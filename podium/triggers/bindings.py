@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
 from podium import metrics
 from podium.events import (
@@ -113,6 +113,22 @@ class Binder(BaseProcessor):
 
     async def run(self) -> None:
         await self.loop.run()
+
+    async def restore(self, partitions: set[int]) -> None:
+        """Pin where the group starts on a bound partition it has no offset for: its
+        end now, committed at once. Left to the consumer's reset, a record that came
+        after this member was positioned but before its first commit would be skipped
+        by the next owner (after a crash or a rebalance), which resets to a later end."""
+        consumer = self.loop.consumer
+        start: dict[TopicPartition, int] = {}
+        for topic in self.topics:
+            for partition in partitions & (consumer.partitions_for_topic(topic) or set()):
+                tp = TopicPartition(topic, partition)
+                if await consumer.committed(tp) is None:
+                    start[tp] = await consumer.position(tp)
+        if start:
+            await consumer.commit(start)
+            log.info("bound partitions start at their end: %s", sorted(map(str, start)))
 
     # -- one record -----------------------------------------------------------------
 

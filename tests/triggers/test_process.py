@@ -38,7 +38,7 @@ def test_the_gateway_process_starts_a_workflow_from_a_foreign_record() -> None:
             listed = podium("triggers", "list", "--json", env=env)
             assert listed.returncode == 0, listed.stderr
             bindings = orjson.loads(listed.stdout)["bindings"]
-            assert [(b["workflow"], b["topic"]) for b in bindings] == [("ordered", "shop.orders")]
+            assert ("ordered", "shop.orders") in [(b["workflow"], b["topic"]) for b in bindings]
             for proc in (gateway, conductor, service):
                 assert proc.terminate() == 0
 
