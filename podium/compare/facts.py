@@ -75,3 +75,16 @@ def _types(definition: Definition) -> set[str]:
     types = {t.type for t in definition.tasks}
     types |= {t.compensate.type for t in definition.tasks if t.compensate is not None}
     return types
+
+
+def longest_path(definition: Definition) -> int:
+    """The most tasks one after another on a dependency path (the critical path's length)."""
+    depth: dict[str, int] = {}
+    by_id = {t.id: t for t in definition.tasks}
+
+    def of(task_id: str) -> int:
+        if task_id not in depth:  # the definition is acyclic: validated when it was built
+            depth[task_id] = 1 + max((of(d) for d in by_id[task_id].depends_on), default=0)
+        return depth[task_id]
+
+    return max((of(t) for t in by_id), default=0)

@@ -206,7 +206,7 @@ body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 110
 table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }}
 .setup {{ color: #555; font-size: .9rem; }}
-h2.headline {{ font-size: 1.45rem; margin: .4rem 0 1rem; }}
+h2.headline {{ font-size: 1.3rem; line-height: 1.35; margin: .4rem 0 1rem; }}
 table.score td.won {{ background: #e3f4e1; font-weight: 600; }}
 table.score .by, table.score small {{ color: #555; font-weight: normal; font-size: .8rem; }}
 </style></head><body>

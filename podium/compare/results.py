@@ -12,10 +12,10 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
-from podium.compare.facts import structure
+from podium.compare.facts import longest_path, structure
 from podium.compare.recovery import recovery
 from podium.compare.runner import OUTCOMES, Measured, ModeRun, Options
-from podium.compare.scorecard import as_json, headline, scorecard
+from podium.compare.scorecard import EVEN, as_json, headline, scorecard
 from podium.events import Mode
 from podium.services.service import TaskService
 from podium.workflow.definition import Definition
@@ -148,37 +148,33 @@ def verdict(definition: Definition, doc: dict[str, Any]) -> str:
     lost = o["outcomes"]["lost"] + c["outcomes"]["lost"]
     if o["p50"] is None or c["p50"] is None:
         return f"{lost} workflow(s) were lost: no latency comparison is possible."
-    modes = (Mode.CHOREOGRAPHY.value, Mode.ORCHESTRATION.value)
-    fast, slow = modes if c["p50"] < o["p50"] else modes[::-1]
-    f, s = doc[fast], doc[slow]
     setup = (
         f"For {definition.name} ({len(definition.tasks)} tasks, {doc['runs']} runs a mode at "
         f"concurrency {doc['concurrency']})"
     )
-    figures = (
-        f"p50 {f['p50']:.1f} ms against {s['p50']:.1f} ms, p99 {f['p99']:.1f} against "
-        f"{s['p99']:.1f} ms, {f['workflows_per_s']:.1f} against {s['workflows_per_s']:.1f} "
-        "workflows/s"
-    )
-    against = []
-    if f["p99"] > s["p99"]:
-        against.append(f"the tail (p99 {f['p99'] / s['p99']:.2f}x lower)")
-    if f["workflows_per_s"] < s["workflows_per_s"]:
-        against.append("throughput")
-    if not against:
-        sentences = [
-            f"{setup}, {fast} was faster on every measure, its median {s['p50'] / f['p50']:.2f}x "
-            f"lower: {figures}."
-        ]
+    low, high = sorted((o["p50"], c["p50"]))
+    if high / low <= 1 + EVEN:
+        medians = "the medians even"
     else:
-        sentences = [
-            f"{setup}, {fast} had the lower median ({s['p50'] / f['p50']:.2f}x) but {slow} won "
-            f"{' and '.join(against)}: {figures}."
-        ]
+        fast = Mode.ORCHESTRATION.value if o["p50"] < c["p50"] else Mode.CHOREOGRAPHY.value
+        medians = f"{fast}'s median {high / low:.2f}x lower"
+    sentences = [
+        f"{setup}: p50 {o['p50']:.1f} ms in orchestration against {c['p50']:.1f} ms in "
+        f"choreography ({medians}), p99 {o['p99']:.1f} against {c['p99']:.1f} ms, "
+        f"{o['workflows_per_s']:.1f} against {c['workflows_per_s']:.1f} workflows/s."
+    ]
+    depth = longest_path(definition)
     om, cm = total(o["messages_per_workflow"]), total(c["messages_per_workflow"])
+    oc, cc = o["messages_per_workflow"]["changelogs"], c["messages_per_workflow"]["changelogs"]
     sentences.append(
-        f"Orchestration sent {om:.1f} Kafka messages a workflow and choreography {cm:.1f}; "
-        f"orchestration keeps the state in one conductor and its services know only their "
+        f"Why: along its longest path ({depth} tasks) a workflow crosses Kafka {2 * depth + 2} "
+        f"times in orchestration, each task a command out of the conductor and an outcome back, "
+        f"against {depth + 2} in choreography, where each service hands on to the next; "
+        f"choreography wrote {cm:.1f} messages a workflow against {om:.1f}, {cc:.1f} of them "
+        f"changelog records against {oc:.1f} (each service also keeps its join state)."
+    )
+    sentences.append(
+        "Orchestration keeps the state in one conductor and its services know only their "
         f"own tasks, while choreography's {len(c['structure']['knows_the_definition']) - 1} "
         "services each read the definition and react to one another, so a change to it means "
         "redeploying them all."
