@@ -15,8 +15,8 @@ given as a ratio to the floor of the same shape on the same broker in the same r
 
 Writes `benchmarks/results/latest.json` (after every system, so a crash keeps what was
 measured) with the machine and its load average beside each figure, and the Markdown
-table between the `suite` markers of `benchmarks/README.md` (`--table-only` rewrites
-the table from the JSON).
+table between the `suite` markers of `benchmarks/README.md` and of the project's README
+(`--table-only` rewrites the tables from the JSON).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from podium.runtime.kafka import make_consumer, partitions_of
 
 OUT = RESULTS_DIR / "latest.json"
 README = Path(__file__).resolve().parent / "README.md"
+#: every file that shows the table between the markers: this folder's README and the project's
+READMES = (README, README.parent.parent / "README.md")
 MARKERS = ("<!-- suite:start -->", "<!-- suite:end -->")
 BROKERS = {"tansu": "embedded tansu", "apache-kafka": "Apache Kafka (one node)"}
 SYSTEMS = ("floor", "orchestration", "choreography")
@@ -198,7 +200,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.table_only:
-        write_table(json.loads(args.out.read_text()))
+        for readme in READMES:
+            write_table(json.loads(args.out.read_text()), readme)
         return 0
     if os.environ.get("PODIUM_BOOTSTRAP_SERVERS"):
         print("suite: PODIUM_BOOTSTRAP_SERVERS ignored: every system gets a fresh broker")
@@ -235,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     save(args.out, doc)
     if args.out == OUT:  # a trial run elsewhere leaves the README's table alone
-        with contextlib.suppress(SystemExit):
-            write_table(json.loads(args.out.read_text()))
+        for readme in READMES:
+            with contextlib.suppress(SystemExit):
+                write_table(json.loads(args.out.read_text()), readme)
     print(f"wrote {args.out}\n{table(with_ratios(doc))}")
     return 1 if failures else 0
 
