@@ -1,9 +1,9 @@
 """Planned restarts (SIGTERM), as a deployment does them, with real processes and broker.
 
-- a rolling restart of two conductors while workflows keep arriving: each is
-  sent SIGTERM, drains (exit 0), and is started again once the other holds every
-  partition; every workflow ends Succeeded with exactly one ending on the wire,
-  and every handler ran exactly once;
+- a rolling restart of two conductors, or of two task services, while workflows
+  keep arriving: each is sent SIGTERM, drains (exit 0), and is started again once
+  the other holds every partition; every workflow ends Succeeded with one
+  completion on the wire, and every handler ran exactly once;
 - a drain that outlasts `PODIUM_DRAIN_TIMEOUT_S`: a service whose handler never
   returns exits 1 with the reason, commits nothing for that command, and the
   next service process runs it again and the workflow ends.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from pathlib import Path
 
@@ -58,24 +59,31 @@ async def ending_events(bootstrap: str, settings: Settings) -> dict[str, list[tu
     return found
 
 
-def roll(conductors: list[Proc], env: dict[str, str], stack: contextlib.ExitStack) -> list[float]:
-    """Restart each conductor in turn: SIGTERM, its exit (drained: 0), a new one ready.
+def roll(
+    procs: list[Proc], args: list[str], env: dict[str, str], stack: contextlib.ExitStack
+) -> list[float]:
+    """Restart each process in turn: SIGTERM, its exit (drained: 0), a new one ready.
 
     Returns when each SIGTERM was sent (monotonic clock). The new process is ready
     once it has joined, been assigned partitions and restored their state.
     """
     sent = []
-    for index, old in enumerate(conductors):
+    for index, old in enumerate(procs):
         sent.append(time.monotonic())
         code = old.terminate(timeout=60)
-        assert code == 0, f"conductor {index} did not drain:\n{''.join(old.lines[-20:])}"
-        conductors[index] = stack.enter_context(Proc(["conductor"], env))
-        conductors[index].wait_ready()
+        assert code == 0, f"{args} #{index} did not drain:\n{''.join(old.lines[-20:])}"
+        procs[index] = stack.enter_context(Proc(args, env))
+        procs[index].wait_ready()
     return sent
 
 
-async def test_a_rolling_restart_of_two_conductors_under_load_loses_and_repeats_nothing(
-    env: dict[str, str],
+@pytest.mark.parametrize(
+    ("rolled", "other"),
+    [(["conductor"], SERVICE), (SERVICE, ["conductor"])],
+    ids=["conductors", "services"],
+)
+async def test_a_rolling_restart_under_load_loses_and_repeats_nothing(
+    env: dict[str, str], rolled: list[str], other: list[str]
 ) -> None:
     bootstrap = env["PODIUM_BOOTSTRAP_SERVERS"]
     settings = Settings(bootstrap_servers=bootstrap)
@@ -84,13 +92,13 @@ async def test_a_rolling_restart_of_two_conductors_under_load_loses_and_repeats_
     ended_at: dict[str, float] = {}
     triggered_at: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
-        service = stack.enter_context(Proc(SERVICE, env))
-        conductors = [stack.enter_context(Proc(["conductor"], env)) for _ in range(2)]
-        for proc in [service, *conductors]:
+        bystander = stack.enter_context(Proc(other, env))
+        pair = [stack.enter_context(Proc(rolled, env)) for _ in range(2)]
+        for proc in [bystander, *pair]:
             proc.wait_ready()
-        first_generation = list(conductors)
+        first_generation = list(pair)
         async with Client(bootstrap, settings) as client:
-            rolled = asyncio.Event()
+            finished = asyncio.Event()
             waiters: list[asyncio.Task[None]] = []
 
             async def end_of(workflow_id: str) -> None:
@@ -99,7 +107,7 @@ async def test_a_rolling_restart_of_two_conductors_under_load_loses_and_repeats_
                 ended_at[workflow_id] = time.monotonic()
 
             async def load() -> None:
-                while not rolled.is_set():
+                while not finished.is_set():
                     wid = await client.trigger(catalog.get("chain"), {"sleep": 0.05}, wait=False)
                     await client.flush()
                     triggered_at[wid] = time.monotonic()
@@ -110,8 +118,8 @@ async def test_a_rolling_restart_of_two_conductors_under_load_loses_and_repeats_
             while len(ended_at) < RATE:  # the restarts begin once workflows are flowing
                 assert not loader.done(), loader
                 await asyncio.sleep(0.02)  # polls the condition above
-            sent = await asyncio.to_thread(roll, conductors, env, stack)
-            rolled.set()
+            sent = await asyncio.to_thread(roll, pair, rolled, env, stack)
+            finished.set()
             await loader
             await asyncio.wait_for(asyncio.gather(*waiters), 120)
         announced = await ending_events(bootstrap, settings)
@@ -123,10 +131,13 @@ async def test_a_rolling_restart_of_two_conductors_under_load_loses_and_repeats_
         sum(triggered_at[i] < at < ended_at[i] for i in ids) for at in sent
     ]  # fmt: skip
     repeats = sum(len(announced.get(i, [])) - 1 for i in ids)
+    ends = sorted(ended_at.values())
+    # how long work stalled while partitions moved: the longest stretch without an end
+    stall = max(b - a for a, b in itertools.pairwise(ends))
     print(
-        f"\n{len(ids)} workflows at {RATE}/s across a rolling restart of 2 conductors;"
-        f" in flight at each SIGTERM: {spanning}; lost 0; ends announced again on"
-        f" takeover (same event id): {repeats}"
+        f"\n{len(ids)} workflows at {RATE}/s across a rolling restart of 2 x {rolled[0]};"
+        f" in flight at each SIGTERM: {spanning}; lost 0; longest stretch without an"
+        f" end {stall:.1f} s; ends announced again on takeover (same event id): {repeats}"
     )
     assert all(n > 0 for n in spanning), spanning
     assert len(ended_at) == len(ids)
@@ -137,8 +148,9 @@ async def test_a_rolling_restart_of_two_conductors_under_load_loses_and_repeats_
     assert len(counts) == 5 * len(ids) and set(counts.values()) == {1}
     for old in first_generation:
         assert any("stopped" in line for line in old.lines), "".join(old.lines[-20:])
-    for new in conductors:
-        assert any("restored" in line for line in new.lines), "".join(new.lines[-20:])
+    took_over = "restored" if rolled == ["conductor"] else "assigned"
+    for new in pair:
+        assert any(took_over in line for line in new.lines), "".join(new.lines[-20:])
 
 
 HANGS = ["service", "tests.processes.hanging:services"]
