@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL server from Debian's `postgresql` binaries, in a temporary folder.
 
-`initdb` and `pg_ctl` from PATH or `/usr/lib/postgresql/<version>/bin`; trust
+`initdb` and `pg_ctl` from PATH or `/usr/lib/postgresql/<version>/bin` (found, and
+`unavailable()` decided, by `podium.postgres`, which `podium up` uses too); trust
 authentication for the `podium` user, listening on a free loopback port only.
 PostgreSQL refuses to run as root, so as root (CI) the server runs as the
 `postgres` account the Debian package creates (`runuser`). `unavailable()` says
@@ -20,30 +21,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def _bin_dir() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
-    )
-    return candidates[-1].parent if candidates else None
-
-
-def unavailable() -> str | None:
-    """None when a server can be started here, else why not."""
-    if _bin_dir() is None:
-        return "no PostgreSQL server binaries (initdb): apt-get install postgresql"
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            return "running as root without runuser to start PostgreSQL as another user"
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root and no postgres account to run PostgreSQL as"
-    return None
+from podium.postgres import bin_dir as _bin_dir
+from podium.postgres import unavailable
 
 
 def _free_port() -> int:
