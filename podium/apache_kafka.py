@@ -72,7 +72,9 @@ class ApacheKafkaError(BrokerError):
 
 @dataclass(frozen=True)
 class SaslSsl:
-    """A SASL_SSL listener: TLS with `keystore`, SCRAM `users` (name -> password).
+    """A SASL_SSL listener: TLS with `keystore`, and `users` (name -> password) for each
+    of `mechanisms`: SCRAM users are created at format time, PLAIN ones listed in the
+    listener's JAAS config (Kafka's PlainLoginModule).
 
     `keystore` is one PEM file holding the broker's private key (PKCS#8, unencrypted)
     and its certificate chain; `client_ca`, when given, is the PEM bundle client
@@ -82,23 +84,28 @@ class SaslSsl:
     keystore: Path
     users: Mapping[str, str] = field(default_factory=dict)
     client_ca: Path | None = None
-    mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+    mechanisms: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
     def __post_init__(self) -> None:
+        unknown = set(self.mechanisms) - {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+        if unknown:
+            raise ApacheKafkaError(f"SASL mechanisms not supported here: {sorted(unknown)}")
         if not self.keystore.is_file():
             raise ApacheKafkaError(f"no keystore {self.keystore}")
         if self.client_ca is not None and not self.client_ca.is_file():
             raise ApacheKafkaError(f"no client CA {self.client_ca}")
         for name, password in self.users.items():
-            # the storage tool parses `[name=...,password=...]`: these would break it
-            if not name or not password or any(c in name + password for c in ',[]="'):
-                raise ApacheKafkaError(f'SCRAM user {name!r}: empty, or has one of , [ ] = "')
+            # the storage tool parses `[name=...,password=...]` and the JAAS config quotes
+            # the password: these would break them
+            if not name or not password or any(c in name + password for c in ',[]=";\\ '):
+                raise ApacheKafkaError(f'SASL user {name!r}: empty, or a space or one of ,[]=";\\')
 
     def scram_args(self) -> list[str]:
         """The storage tool's arguments that create every user for every mechanism."""
         return [
             arg
             for mechanism in self.mechanisms
+            if mechanism.startswith("SCRAM-")
             for name, password in self.users.items()
             for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
         ]
@@ -112,9 +119,14 @@ class SaslSsl:
             f"{prefix}.ssl.keystore.location": self.keystore,
         }
         for mechanism in self.mechanisms:
-            found[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            )
+            if mechanism == "PLAIN":
+                users = " ".join(f'user_{n}="{p}"' for n, p in self.users.items())
+                module = (
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+                )
+            else:
+                module = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            found[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = module
         if self.client_ca is not None:
             found[f"{prefix}.ssl.truststore.type"] = "PEM"
             found[f"{prefix}.ssl.truststore.location"] = self.client_ca

@@ -3,8 +3,9 @@
 A throwaway CA signs the broker's and the client's certificates (openssl, in a
 temporary folder); the SCRAM user is created by the storage tool at format time.
 A whole `podium run` (topics, conductor, service, client, changelog) goes through
-the SASL_SSL listener with its settings from `PODIUM_*` variables only; a wrong
-password and a missing client certificate are refused.
+the SASL_SSL listener with its settings from `PODIUM_*` variables only
+(SCRAM-SHA-512); a wrong password (SCRAM-SHA-256, PLAIN) and a missing client
+certificate are refused, and the right ones let in.
 """
 
 from __future__ import annotations
@@ -122,8 +123,12 @@ def test_a_workflow_runs_end_to_end_over_sasl_scram_and_tls(
 
 @pytest.mark.parametrize(
     "change",
-    [{"sasl_password": "not-the-password"}, {"ssl_certfile": None, "ssl_keyfile": None}],
-    ids=["wrong-password", "no-client-certificate"],
+    [
+        {"sasl_password": "not-the-password"},
+        {"sasl_mechanism": "PLAIN", "sasl_password": "not-the-password"},
+        {"ssl_certfile": None, "ssl_keyfile": None},
+    ],
+    ids=["wrong-password", "wrong-plain-password", "no-client-certificate"],
 )
 async def test_a_client_without_the_right_credentials_is_refused(
     pki: Pki, secured: str, change: dict[str, str | None]
@@ -141,4 +146,5 @@ async def test_a_client_without_the_right_credentials_is_refused(
     with pytest.raises(KafkaConnectionError):
         await ensure_topics(secured, ["refused"], 1, connection=connection)
     # and the right ones, in the same process, are let in
-    await ensure_topics(secured, ["admitted"], 1, connection=KafkaConnection(**settings))  # type: ignore[arg-type]
+    right = {**settings, "sasl_mechanism": change.get("sasl_mechanism", "SCRAM-SHA-256")}
+    await ensure_topics(secured, ["admitted"], 1, connection=KafkaConnection(**right))  # type: ignore[arg-type]
