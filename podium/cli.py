@@ -822,7 +822,10 @@ def up(
     data.mkdir(parents=True, exist_ok=True)
     try:
         plan = compose.plan(
-            compose.load(compose_file, profiles), data, sqlite_because=sqlite_because
+            compose.load(compose_file, profiles),
+            data,
+            sqlite_because=sqlite_because,
+            broker_name="Apache Kafka" if broker_kind == "apache-kafka" else "the embedded broker",
         )
     except compose.UpError as exc:
         raise _fail(str(exc)) from None

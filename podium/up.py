@@ -143,6 +143,7 @@ def plan(
     data_dir: Path,
     broker_port: int | None = None,
     sqlite_because: str | None = None,
+    broker_name: str = "the embedded broker",
 ) -> Plan:
     """What runs, and how addresses change. A PostgreSQL service becomes a local server,
     or SQLite when `sqlite_because` says why there is none."""
@@ -158,7 +159,7 @@ def plan(
     rewrites: list[tuple[re.Pattern[str], str]] = [
         (re.compile(rf"\b{re.escape(n)}:\d+"), bootstrap) for n in kafka
     ]
-    replaced = {n: f"the embedded broker at {bootstrap}" for n in kafka}
+    replaced = {n: f"{broker_name} at {bootstrap}" for n in kafka}
     databases: dict[str, tuple[postgres.Database, int]] = {}
     for n in databases_run:
         if sqlite_because is None:
