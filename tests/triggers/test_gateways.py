@@ -6,6 +6,7 @@ every wait is released, nothing is lost and nothing starts twice."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +26,8 @@ RECORDS = 40
 
 
 @pytest.mark.parametrize("mode", ["orchestration", "choreography"])
-def test_two_gateways_and_a_kill_start_each_record_once(kafka: str, mode: str, unique: str) -> None:
+def test_two_gateways_and_a_kill_start_each_record_once(kafka: str, mode: str) -> None:
+    tag = f"gated-{mode}-{uuid.uuid4().hex[:8]}"  # the broker outlives the test
     env = {
         "PODIUM_BOOTSTRAP_SERVERS": kafka,
         "PODIUM_DEFINITIONS": FLOWS,
@@ -49,7 +51,7 @@ def test_two_gateways_and_a_kill_start_each_record_once(kafka: str, mode: str, u
             restarted.append(Proc(["triggers"], env))
 
         try:
-            ended = asyncio.run(_stream(kafka, unique, kill_and_restart, restarted))
+            ended = asyncio.run(_stream(kafka, tag, kill_and_restart, restarted))
         except AssertionError:
             for proc in (first, second, *restarted, driver, service):
                 print(proc.args, "".join(proc.lines[-40:]))
@@ -58,7 +60,7 @@ def test_two_gateways_and_a_kill_start_each_record_once(kafka: str, mode: str, u
             for proc in restarted:
                 proc.__exit__()
     assert {wid: (e.state, e.output) for wid, e in ended.items()} == {
-        f"{unique}-{n}": ("Succeeded", {"n": n}) for n in range(RECORDS)
+        f"{tag}-{n}": ("Succeeded", {"n": n}) for n in range(RECORDS)
     }
     started = asyncio.run(_starts(kafka, set(ended)))
     assert started == Counter({wid: 1 for wid in ended}), "a workflow started twice"
@@ -83,11 +85,34 @@ async def _stream(kafka: str, tag: str, kill_and_restart, restarted) -> dict[str
         finally:
             await producer.stop()
         await asyncio.get_running_loop().run_in_executor(None, restarted[0].wait_ready)
-        done, pending = await asyncio.wait(expected.values(), timeout=90)
+        _, pending = await asyncio.wait(expected.values(), timeout=90)
         if pending:
             missing = [wid for wid, future in expected.items() if not future.done()]
-            raise AssertionError(f"{len(missing)} workflows did not end: {missing}")
+            raise AssertionError(
+                f"{len(missing)} workflows did not end: {await _whereabouts(kafka, missing)}"
+            )
         return {wid: future.result() for wid, future in expected.items()}
+
+
+async def _whereabouts(kafka: str, ids: list[str]) -> dict[str, list[str]]:
+    """What each workflow's records say, for a failure's message."""
+    settings = Settings(bootstrap_servers=kafka)
+    partitions = set(range(settings.partitions))
+    seen: dict[str, list[str]] = {wid: [] for wid in ids}
+    wait = "podium.wait"
+    for topic in (
+        topics.TRIGGERS,
+        topics.WORKFLOWS,
+        topics.outcomes("test.step"),
+        topics.commands(wait),
+        topics.outcomes(wait),
+    ):
+        async for record in read_partitions(kafka, topic, partitions, settings.consumer):
+            key = (record.key or b"").decode()
+            if key in seen:
+                event = decode(raw_record(record))
+                seen[key].append(f"{topic}:{event.type}:{record.partition}")
+    return seen
 
 
 async def _starts(kafka: str, ids: set[str]) -> Counter[str]:
