@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,8 +72,12 @@ REANNOUNCE_WINDOW_S = 60.0
 #: the timer ids that evict a finished workflow's state, and then forget its id
 EVICT = "podium:evict"
 FORGET = "podium:forget"
-#: ended workflows remembered per process at most (the oldest are forgotten first)
+#: ended workflows remembered per process at most (the oldest are forgotten first, and
+#: tombstoned in the changelog, so that its live keys stay bounded too)
 ENDED_IDS = 100_000
+#: finished workflows whose full state stays in memory at most, whatever `retention_s`
+#: says (the oldest are evicted early: after a burst, thousands end within a minute)
+RETAINED_STATES = 1_000
 #: outcomes a tracker holds per workflow while their predecessors are missing
 HELD_PER_WORKFLOW = 64
 #: workflows a tracker holds outcomes for at most (the oldest are dropped first)
@@ -81,11 +86,26 @@ HELD_WORKFLOWS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class EndedRecord:
-    """What is kept of a workflow once its state is evicted: its result, to answer with."""
+    """What is kept of a workflow once its state is evicted: its result, to answer with.
+
+    Kept as its changelog value, the bytes that are written anyway: a tenth of the
+    memory of the decoded result, and read back only when a repeated trigger asks.
+    """
 
     partition: int
     mode: Mode
-    result: Ended
+    value: bytes
+
+    @classmethod
+    def of(cls, partition: int, mode: Mode, result: Ended) -> EndedRecord:
+        return cls(partition, mode, snapshot.encode(Snapshot(mode, ended=result)))
+
+    @property
+    def result(self) -> Ended:
+        ended = snapshot.decode(self.value).ended
+        if ended is None:  # `of` wrote it from a result
+            raise ValueError("an ended record without its result")
+        return ended
 
 
 class Conductor(BaseProcessor):
@@ -119,7 +139,9 @@ class Conductor(BaseProcessor):
         self._owned: set[int] = set()
         #: the tracker's outcomes it cannot apply yet, persisted with the workflow
         self._held: dict[str, tuple[int, list[Outcome]]] = {}
-        self._ended: BoundedCache[str, EndedRecord] = BoundedCache(ENDED_IDS)
+        #: the owned workflows that have ended and are still in `_workflows`, oldest first
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._ended: BoundedCache[str, EndedRecord] = BoundedCache(ENDED_IDS, self._tombstone)
         types = sorted(catalog.task_types)
         spec = Spec(
             name=self.name,
@@ -181,6 +203,22 @@ class Conductor(BaseProcessor):
 
     def next_due(self) -> float | None:
         return self._timers[0][0] if self._timers else None
+
+    def before_poll(self) -> None:
+        """At `max_running` running workflows, new triggers wait on their topic.
+
+        Outcomes keep flowing, so the running ones finish and make room: memory stays
+        bounded under any burst (at most one fetched batch of triggers beyond the cap).
+        """
+        consumer = self.loop.consumer
+        if self.running() >= self.settings.max_running:
+            consumer.pause(*(tp for tp in consumer.assignment() if tp.topic == topics.TRIGGERS))
+        elif consumer.paused():
+            self.loop.reader.resume()
+
+    def running(self) -> int:
+        """How many owned workflows have not ended."""
+        return len(self._workflows) - len(self._finished)
 
     def state_of(self, workflow_id: str) -> WorkflowState | None:
         """The current state of a workflow on this process's partitions."""
@@ -359,24 +397,51 @@ class Conductor(BaseProcessor):
         if state.status not in TERMINAL:
             return
         _, mode, _ = self._workflows.pop(workflow_id)
+        self._finished.pop(workflow_id, None)
         self._held.pop(workflow_id, None)
         result = result_of(state, mode)
         self._remember(partition, workflow_id, mode, result, state.ended_at or time.time())
 
+    def _finish(self, partition: int, workflow_id: str, ended_at: float) -> None:
+        """A workflow in memory has ended: its state leaves after `retention_s`, or earlier
+        when more than `RETAINED_STATES` are waiting to."""
+        if workflow_id in self._finished:
+            return
+        self._finished[workflow_id] = None
+        heapq.heappush(self._timers, (ended_at + self.settings.retention_s, workflow_id, EVICT))
+        if len(self._finished) > RETAINED_STATES:
+            oldest = next(iter(self._finished))
+            old_partition, _, old_state = self._workflows[oldest]
+            self._evict(old_partition, oldest, old_state)
+
     def _remember(
         self, partition: int, workflow_id: str, mode: Mode, result: Ended, ended_at: float
     ) -> None:
-        self._ended.put(workflow_id, EndedRecord(partition, mode, result))
+        self._ended.put(workflow_id, EndedRecord.of(partition, mode, result))
         self._outbox.changed(workflow_id, partition)
         heapq.heappush(
             self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET)
         )
+        self._compact_timers()
 
     def _forget(self, workflow_id: str) -> None:
         """The id's retention has passed: a tombstone drops it from the changelog."""
         ended = self._ended.pop(workflow_id)
         if ended is not None:
-            self._outbox.delete(workflow_id, ended.partition)
+            self._tombstone(workflow_id, ended)
+
+    def _tombstone(self, workflow_id: str, ended: EndedRecord) -> None:
+        """An ended id forgotten, by age or by `ENDED_IDS`: the changelog forgets it too."""
+        self._outbox.delete(workflow_id, ended.partition)
+
+    def _compact_timers(self) -> None:
+        """Drop the timers of workflows no longer known (an id forgotten by count keeps
+        its FORGET timer until due, days later): the heap stays as small as what it times."""
+        if len(self._timers) > 2 * (len(self._workflows) + len(self._ended)) + 1_024:
+            self._timers = [
+                t for t in self._timers if t[1] in self._workflows or t[1] in self._ended
+            ]
+            heapq.heapify(self._timers)
 
     def _decide(
         self,
@@ -392,15 +457,13 @@ class Conductor(BaseProcessor):
         if new_state is state or new_state is None:
             return
         self._workflows[workflow_id] = (partition, mode, new_state)
-        if new_state.status in TERMINAL and new_state.ended_at is not None:
-            heapq.heappush(
-                self._timers, (new_state.ended_at + self.settings.retention_s, workflow_id, EVICT)
-            )
         self._outbox.changed(workflow_id, partition)
         if self.on_state is not None:
             self.on_state(new_state)
         for command in commands:
             self._execute(partition, workflow_id, mode, new_state, command)
+        if new_state.status in TERMINAL and new_state.ended_at is not None:
+            self._finish(partition, workflow_id, new_state.ended_at)
 
     def _execute(
         self, partition: int, workflow_id: str, mode: Mode, state: WorkflowState, command: Any
@@ -432,7 +495,7 @@ class Conductor(BaseProcessor):
             return snapshot.encode(Snapshot(mode, state, outcomes))
         ended = self._ended.get(workflow_id)
         if ended is not None:
-            return snapshot.encode(Snapshot(ended.mode, ended=ended.result))
+            return ended.value
         if outcomes:
             return snapshot.encode(Snapshot(held=outcomes))
         return None
@@ -483,11 +546,11 @@ class Conductor(BaseProcessor):
         """Re-arm timers and re-issue in-flight commands of a restored workflow."""
         if state.status in TERMINAL:
             ended = state.ended_at if state.ended_at is not None else now
-            heapq.heappush(self._timers, (ended + self.settings.retention_s, workflow_id, EVICT))
             recent = now - ended < REANNOUNCE_WINDOW_S
             if recent and self.announces(mode):
                 self._announce(partition, finished_event(state, self.source, mode))
                 self._complete(state, mode)  # at least once: it may not have gone out
+            self._finish(partition, workflow_id, ended)
             return
         for timer_id, timer in state.timers.items():
             if self.arms(timer.purpose):
@@ -498,11 +561,12 @@ class Conductor(BaseProcessor):
         self._owned -= partitions
         for workflow_id in [w for w, (p, _, _) in self._workflows.items() if p in partitions]:
             del self._workflows[workflow_id]
+            self._finished.pop(workflow_id, None)
         for workflow_id in [w for w, (p, _) in self._held.items() if p in partitions]:
             del self._held[workflow_id]
         for workflow_id in [w for w, e in self._ended.items() if e.partition in partitions]:
             self._ended.pop(workflow_id)
-        self._timers = [t for t in self._timers if t[1] in self._workflows or self._ended.get(t[1])]
+        self._timers = [t for t in self._timers if t[1] in self._workflows or t[1] in self._ended]
         heapq.heapify(self._timers)
 
 
@@ -516,6 +580,10 @@ class Tracker(Conductor):
 
     def accepts(self, mode: Mode) -> bool:
         return True
+
+    def before_poll(self) -> None:
+        """No cap on running workflows: in choreography the services start them on their
+        own, so a tracker that stopped reading triggers would only hold their outcomes."""
 
     def announces(self, mode: Mode) -> bool:
         return mode == Mode.CHOREOGRAPHY

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_output_bytes: int = Field(256 * 1024, ge=1, le=1_000_000)
     #: how often a service may die running one command before it gives up on it
     max_deliveries: int = Field(3, ge=1, le=100)
+    #: workflows a conductor runs at once; beyond it, new triggers wait on their topic
+    #: (backpressure: memory stays bounded under a burst, nothing is lost)
+    max_running: int = Field(2_000, ge=1, le=1_000_000)
     #: seconds a finished workflow's full state stays in memory and the changelog
     retention_s: float = Field(60.0, ge=0)
     #: seconds a finished workflow's id (and, at the conductor and tracker, its result) is

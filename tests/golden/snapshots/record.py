@@ -92,7 +92,7 @@ def conductor_values() -> list[bytes]:
                     held[state.workflow_id] = (0, list(outcomes(state.name)))
                 values.append(_conductor(state.workflow_id, {state.workflow_id: state}, mode, held))
                 if state.status in TERMINAL:
-                    ended = {state.workflow_id: EndedRecord(0, mode, result_of(state, mode))}
+                    ended = {state.workflow_id: EndedRecord.of(0, mode, result_of(state, mode))}
                     values.append(_conductor(state.workflow_id, {}, mode, {}, ended))
     # outcomes held before the trigger was seen
     values.append(_conductor("early", {}, Mode.CHOREOGRAPHY, {"early": (3, list(outcomes("x")))}))
