@@ -149,7 +149,7 @@ def table(doc: dict[str, Any]) -> str:
         ratio = e.get("p50_vs_floor")
         lines.append(
             f"| {broker_name} | {shape} | {system} | {e['p50']:.1f} | {e['p99']:.1f} "
-            f"| {e['workflows_per_s']:,.0f} | {'1.00' if system == 'floor' else ratio} "
+            f"| {e['workflows_per_s']:,.0f} | {1.0 if system == 'floor' else ratio:.2f} "
             f"| {'1.00' if system == 'floor' else e.get('throughput_vs_floor')} "
             f"| {sum(m.values()):.1f} ({split}) | {sum(e['bytes_per_workflow'].values()):,.0f} "
             f"| {e['load_average'][0]}-{e['load_average'][1]} |"
@@ -171,6 +171,15 @@ def write_table(doc: dict[str, Any], readme: Path = README) -> None:
         f"at concurrency {doc['concurrency']}; each system on a fresh broker; "
         f"`python benchmarks/suite.py` ({doc['finished_at'] or 'unfinished'})._\n\n"
     )
+    loads = [x for e in doc["entries"].values() for x in e["load_average"]]
+    if loads and max(loads) > m["cpus"]:
+        # other work on the machine shares its cores: say so beside the figures
+        note += (
+            f"**Measured while other work loaded the machine (load average {min(loads):g} to "
+            f"{max(loads):g} on {m['cpus']} CPUs, per row in the last column): the times "
+            "are low and noisy, and even the ratios to the floor carry the change of load "
+            "between rows; the messages and bytes per workflow do not depend on it.**\n\n"
+        )
     readme.write_text(f"{head}{start}{note}{table(doc)}\n{end}{tail}")
 
 
