@@ -422,7 +422,8 @@ class Conductor(BaseProcessor):
         heapq.heappush(
             self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET)
         )
-        self._compact_timers()
+        if len(self._timers) > 2 * (len(self._workflows) + len(self._ended)) + 1_024:
+            self._keep_known_timers()
 
     def _forget(self, workflow_id: str) -> None:
         """The id's retention has passed: a tombstone drops it from the changelog."""
@@ -434,14 +435,11 @@ class Conductor(BaseProcessor):
         """An ended id forgotten, by age or by `ENDED_IDS`: the changelog forgets it too."""
         self._outbox.delete(workflow_id, ended.partition)
 
-    def _compact_timers(self) -> None:
-        """Drop the timers of workflows no longer known (an id forgotten by count keeps
-        its FORGET timer until due, days later): the heap stays as small as what it times."""
-        if len(self._timers) > 2 * (len(self._workflows) + len(self._ended)) + 1_024:
-            self._timers = [
-                t for t in self._timers if t[1] in self._workflows or t[1] in self._ended
-            ]
-            heapq.heapify(self._timers)
+    def _keep_known_timers(self) -> None:
+        """Drop the timers of ids no longer known (an id forgotten by count keeps its
+        FORGET timer until due, days later): the heap stays as small as what it times."""
+        self._timers = [t for t in self._timers if t[1] in self._workflows or t[1] in self._ended]
+        heapq.heapify(self._timers)
 
     def _decide(
         self,
@@ -566,8 +564,7 @@ class Conductor(BaseProcessor):
             del self._held[workflow_id]
         for workflow_id in [w for w, e in self._ended.items() if e.partition in partitions]:
             self._ended.pop(workflow_id)
-        self._timers = [t for t in self._timers if t[1] in self._workflows or t[1] in self._ended]
-        heapq.heapify(self._timers)
+        self._keep_known_timers()
 
 
 class Tracker(Conductor):

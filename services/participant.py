@@ -128,7 +128,7 @@ class Participant(BaseProcessor):
         self._producer = self.loop.producer
         self._ledger = Ledger(settings.max_deliveries)
         #: workflow id -> (partition, end time) of joins evicted: the id never starts again
-        self._ended: BoundedCache[str, tuple[int, float]] = BoundedCache(ENDED_IDS)
+        self._ended: BoundedCache[str, tuple[int, float]] = BoundedCache(ENDED_IDS, self._tombstone)
         self._evicting: set[str] = set()
         #: held while a suspect attempt runs alone (see `services.deliveries`)
         self._alone = asyncio.Lock()
@@ -215,7 +215,7 @@ class Participant(BaseProcessor):
             if task_id == FORGET:
                 ended = self._ended.pop(workflow_id)
                 if ended is not None and found is None:
-                    self._outbox.delete(workflow_id, ended[0])
+                    self._tombstone(workflow_id, ended)
             elif found is None:
                 continue
             elif task_id == EVICT:
@@ -239,6 +239,18 @@ class Participant(BaseProcessor):
         heapq.heappush(
             self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET, False)
         )
+        if len(self._timers) > 2 * (len(self._joins) + len(self._ended)) + 1_024:
+            self._keep_known_timers()
+
+    def _tombstone(self, workflow_id: str, ended: tuple[int, float]) -> None:
+        """An ended id forgotten, by age or by `ENDED_IDS`: the changelog forgets it too."""
+        self._outbox.delete(workflow_id, ended[0])
+
+    def _keep_known_timers(self) -> None:
+        """Drop the timers of ids no longer known (an id forgotten by count keeps its
+        FORGET timer until due, days later): the heap stays as small as what it times."""
+        self._timers = [t for t in self._timers if t[1] in self._joins or t[1] in self._ended]
+        heapq.heapify(self._timers)
 
     # -- actions --------------------------------------------------------------------
 
@@ -431,10 +443,7 @@ class Participant(BaseProcessor):
             self._evicting.discard(workflow_id)
         for workflow_id in [w for w, (p, _) in self._ended.items() if p in partitions]:
             self._ended.pop(workflow_id)
-        self._timers = [
-            t for t in self._timers if t[1] in self._joins or self._ended.get(t[1]) is not None
-        ]
-        heapq.heapify(self._timers)
+        self._keep_known_timers()
 
 
 def _observed(data: TaskSucceeded | TaskFailed | TaskSkipped) -> tuple[S, Any, bool]:
