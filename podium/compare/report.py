@@ -195,7 +195,8 @@ def _page(doc: dict[str, Any], charts: list[str]) -> str:
         f"{doc['runs']} runs a mode after {doc['warmup']} warm-up, concurrency "
         f"{doc['concurrency']}, fail rate {doc['fail_rate']}, on {doc['broker']}; "
         f"{doc['schedule']}; "
-        f"{doc['elapsed_s']} s in all. Percentiles: {doc['percentiles']}. CPU: {doc['cpu_note']}."
+        f"{doc['elapsed_s']} s in all; load average {doc['load_average'][0]:g} at the start, "
+        f"{doc['load_average'][1]:g} at the end, {doc['cpus']} CPUs. Percentiles: {doc['percentiles']}. CPU: {doc['cpu_note']}."
     )
     body = "\n".join(f'<section class="chart">{chart}</section>' for chart in charts)
     return f"""<!doctype html>

@@ -6,6 +6,7 @@ digits: within 0.1 %), as the benchmarks' load tools report them; `mean` is exac
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -40,6 +41,8 @@ def summarise(
         "warmup": options.warmup,
         "broker": measured.broker,
         "elapsed_s": round(measured.elapsed_s, 2),
+        "load_average": [round(x, 2) for x in measured.load],
+        "cpus": os.cpu_count(),
         "latency_unit": "ms",
         "percentiles": "HdrHistogram, 3 significant digits",
         "cpu_note": (
@@ -180,6 +183,12 @@ def verdict(definition: Definition, doc: dict[str, Any]) -> str:
         "redeploying them all."
     )
     sentences += _recovery_sentences(doc)
+    busiest = max(doc["load_average"])
+    if busiest > (doc["cpus"] or 1):
+        sentences.append(
+            f"Other work loaded the machine (load average up to {busiest:g} on {doc['cpus']} "
+            "CPUs): the times are noisy; the counts are not."
+        )
     if lost:
         sentences.append(f"{lost} workflow(s) were lost: the figures above are suspect.")
     return " ".join(sentences)

@@ -111,6 +111,8 @@ class Measured:
     runs: dict[Mode, ModeRun]
     elapsed_s: float
     broker: str
+    #: the machine's 1-minute load average when the runs began and when they ended
+    load: tuple[float, float] = (0.0, 0.0)
 
 
 def blocks(runs: int, interleave: bool = True) -> list[tuple[Mode, range]]:
@@ -137,6 +139,7 @@ async def measure(
     progress: Progress | None = None,
 ) -> Measured:
     began = time.perf_counter()
+    load = os.getloadavg()[0]
     run_id = uuid.uuid4().hex[:8]
     wait_s = (definition.timeout or DEFAULT_WAIT_S - GRACE_S) + GRACE_S
     broker = _broker_pid(bootstrap)
@@ -170,7 +173,7 @@ async def measure(
     await _count_traffic(bootstrap, list(runs.values()))
     await _delete_topics(bootstrap, [t for run in runs.values() for t in _scoped_topics(run)])
     where = "in-memory bus" if is_memory(bootstrap) else bootstrap
-    return Measured(runs, time.perf_counter() - began, where)
+    return Measured(runs, time.perf_counter() - began, where, (load, os.getloadavg()[0]))
 
 
 async def _deploy(
