@@ -195,7 +195,13 @@ async def ensure_topics(
         await admin.close()
 
 
-COMPACTED = {"cleanup.policy": "compact"}
+COMPACTED = {
+    "cleanup.policy": "compact",
+    # Kafka never compacts the active segment, and rolls one after 7 days by default: a
+    # restore would read a week of snapshots. Hourly segments bound what it reads to the
+    # live keys plus about an hour of changes.
+    "segment.ms": str(3_600_000),
+}
 
 
 async def create_topics(bootstrap_servers: str, names: Iterable[str], settings: Settings) -> None:

@@ -29,7 +29,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from podium.apache_kafka import ApacheKafka, unavailable
 from podium.runtime.changelog import read_partitions, restore
-from podium.runtime.kafka import create_topics, make_producer
+from podium.runtime.kafka import COMPACTED, create_topics, make_producer
 from podium.runtime.settings import Settings
 from tests.processes.conftest import FLOWS, SESSION_MS
 from tests.processes.procs import Proc
@@ -187,6 +187,7 @@ async def compact_quickly(bootstrap: str, topic: str) -> None:
         [described] = await admin.describe_configs([resource])
         configs = {entry[0]: entry[1] for entry in described.resources[0][4]}
         assert configs["cleanup.policy"] == "compact"  # create_topics made it a changelog
+        assert configs["segment.ms"] == COMPACTED["segment.ms"]  # rolled hourly, compactable
         fast = {
             "cleanup.policy": "compact",
             "segment.ms": "200",
