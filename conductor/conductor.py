@@ -72,9 +72,6 @@ REANNOUNCE_WINDOW_S = 60.0
 #: the timer ids that evict a finished workflow's state, and then forget its id
 EVICT = "podium:evict"
 FORGET = "podium:forget"
-#: ended workflows remembered per process at most (the oldest are forgotten first, and
-#: tombstoned in the changelog, so that its live keys stay bounded too)
-ENDED_IDS = 100_000
 #: finished workflows whose full state stays in memory at most, whatever `retention_s`
 #: says (the oldest are evicted early: after a burst, thousands end within a minute)
 RETAINED_STATES = 1_000
@@ -141,7 +138,9 @@ class Conductor(BaseProcessor):
         self._held: dict[str, tuple[int, list[Outcome]]] = {}
         #: the owned workflows that have ended and are still in `_workflows`, oldest first
         self._finished: OrderedDict[str, None] = OrderedDict()
-        self._ended: BoundedCache[str, EndedRecord] = BoundedCache(ENDED_IDS, self._tombstone)
+        self._ended: BoundedCache[str, EndedRecord] = BoundedCache(
+            settings.ended_ids, self._tombstone
+        )
         types = sorted(catalog.task_types)
         spec = Spec(
             name=self.name,
@@ -432,7 +431,7 @@ class Conductor(BaseProcessor):
             self._tombstone(workflow_id, ended)
 
     def _tombstone(self, workflow_id: str, ended: EndedRecord) -> None:
-        """An ended id forgotten, by age or by `ENDED_IDS`: the changelog forgets it too."""
+        """An ended id forgotten, by age or by count (`ended_ids`): the changelog forgets it too."""
         self._outbox.delete(workflow_id, ended.partition)
 
     def _keep_known_timers(self) -> None:

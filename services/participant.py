@@ -75,8 +75,6 @@ MODE = Mode.CHOREOGRAPHY
 #: the timer "task ids" that evict a settled join, and then forget its workflow id
 EVICT = "podium:evict"
 FORGET = "podium:forget"
-#: ended workflow ids remembered per process at most
-ENDED_IDS = 100_000
 
 
 class Participant(BaseProcessor):
@@ -128,7 +126,9 @@ class Participant(BaseProcessor):
         self._producer = self.loop.producer
         self._ledger = Ledger(settings.max_deliveries)
         #: workflow id -> (partition, end time) of joins evicted: the id never starts again
-        self._ended: BoundedCache[str, tuple[int, float]] = BoundedCache(ENDED_IDS, self._tombstone)
+        self._ended: BoundedCache[str, tuple[int, float]] = BoundedCache(
+            settings.ended_ids, self._tombstone
+        )
         self._evicting: set[str] = set()
         #: held while a suspect attempt runs alone (see `services.deliveries`)
         self._alone = asyncio.Lock()
@@ -243,7 +243,7 @@ class Participant(BaseProcessor):
             self._keep_known_timers()
 
     def _tombstone(self, workflow_id: str, ended: tuple[int, float]) -> None:
-        """An ended id forgotten, by age or by `ENDED_IDS`: the changelog forgets it too."""
+        """An ended id forgotten, by age or by count (`ended_ids`): the changelog forgets it too."""
         self._outbox.delete(workflow_id, ended[0])
 
     def _keep_known_timers(self) -> None:

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     #: seconds a finished workflow's id (and, at the conductor and tracker, its result) is
     #: remembered, so that a trigger with that id does not start it again (default 7 days)
     ended_retention_s: float = Field(7 * 24 * 3600.0, ge=0)
+    #: ... and how many ended ids a conductor, tracker or choreography service remembers
+    #: at most, whatever their age (the oldest are forgotten first, and tombstoned in the
+    #: changelog): about 1 KB of memory each at the conductor and tracker
+    ended_ids: int = Field(100_000, ge=1)
     consumer: ConsumerSettings = ConsumerSettings()
 
 
