@@ -28,6 +28,7 @@ from typing import Any
 from podium import metrics, tracing
 from podium.conductor import snapshot
 from podium.conductor.completion import complete, published_to
+from podium.conductor.owned import Owned
 from podium.conductor.snapshot import Ended, Outcome, Snapshot
 from podium.conductor.wire import (
     cancel_accepted,
@@ -75,6 +76,9 @@ FORGET = "podium:forget"
 #: finished workflows whose full state stays in memory at most, whatever `retention_s`
 #: says (the oldest are evicted early: after a burst, thousands end within a minute)
 RETAINED_STATES = 1_000
+#: owned workflow states kept decoded at most; the least recently used others wait as
+#: their JSON (a tenth of the memory), decoded again when an event reaches them
+HOT_STATES = 2_000
 #: outcomes a tracker holds per workflow while their predecessors are missing
 HELD_PER_WORKFLOW = 64
 #: workflows a tracker holds outcomes for at most (the oldest are dropped first)
@@ -130,7 +134,7 @@ class Conductor(BaseProcessor):
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
         #: workflow id -> (partition, mode, state) for the partitions this process owns
-        self._workflows: dict[str, tuple[int, Mode, WorkflowState]] = {}
+        self._workflows = Owned(HOT_STATES)
         #: (due, workflow id, timer id) for the owned workflows
         self._timers: list[tuple[float, str, str]] = []
         self._owned: set[int] = set()
@@ -556,7 +560,7 @@ class Conductor(BaseProcessor):
 
     def revoke(self, partitions: set[int]) -> None:
         self._owned -= partitions
-        for workflow_id in [w for w, (p, _, _) in self._workflows.items() if p in partitions]:
+        for workflow_id in self._workflows.on(partitions):
             del self._workflows[workflow_id]
             self._finished.pop(workflow_id, None)
         for workflow_id in [w for w, (p, _) in self._held.items() if p in partitions]:

@@ -1,6 +1,6 @@
 """A burst of triggers leaves the conductor's memory, and its changelog's live keys,
 bounded: running workflows by `max_running`, finished states by `RETAINED_STATES`, ended
-ids by `ended_ids` (each forgotten id tombstoned). On the in-memory bus: these are
+ids by `ended_ids` (each forgotten id tombstoned); beyond `HOT_STATES` states wait as JSON. On the in-memory bus: these are
 properties of the conductor, not of a broker."""
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ async def test_finished_states_and_ended_ids_stay_bounded_and_leave_the_changelo
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(conductor_module, "RETAINED_STATES", 4)
+    monkeypatch.setattr(conductor_module, "HOT_STATES", 2)  # the others wait as JSON
     bus = f"memory://bounded-{next(_bus)}"
     settings = settings_for(bus, ended_ids=6)  # retention_s 60 s: only counts evict here
     async with _deployment(settings) as (conductor, catalog), Client(bus, settings) as client:
