@@ -1,10 +1,11 @@
 """`make demo`: the shipped examples, run the way a user runs them.
 
-One embedded broker for the whole demo; each step is a real `podium run`
+One embedded broker for the one-shot runs; each step is a real `podium run`
 command, printed before it runs, so it can be copied. The triggered saga
 (examples/shop) needs a deployment, not a one-shot run: its conductor or tracker,
-services and trigger gateway run as `podium` processes (their commands printed),
-and `examples.shop.outside` plays the outside world with plain aiokafka. Each
+services and trigger gateway run as `podium` processes (their commands printed)
+on a second embedded broker, and `examples.shop.outside` plays the outside world
+with plain aiokafka. Each
 `podium run` records its workflow in the history store (`./podium-history.db`);
 the demo ends by listing them.
 """
@@ -63,9 +64,12 @@ MODES = [
 def main() -> None:
     import orjson
 
-    with EmbeddedBroker() as broker:
+    # the triggered saga's deployment gets a broker of its own: on the first one its
+    # roles would read the one-shot runs' records and dead-letter them (unknown workflows)
+    with EmbeddedBroker() as broker, EmbeddedBroker() as shop_broker:
         print(f"Embedded broker (tansu) on {broker.bootstrap_servers}\n")
         env = {**os.environ, "PODIUM_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        shop_env = {**os.environ, "PODIUM_BOOTSTRAP_SERVERS": shop_broker.bootstrap_servers}
         for mode, how in MODES:
             print(f"######## {mode.upper()}: {how}\n")
             for title, target, payload in EXAMPLES:
@@ -78,7 +82,7 @@ def main() -> None:
                     check=False,
                 )
                 print(flush=True)
-            shop(mode, env)
+            shop(mode, shop_env)
     history = os.environ.get("PODIUM_HISTORY_URL") or default_url()
     print(f"######## HISTORY: every run above was recorded in {history}\n")
     print("$ podium list", flush=True)
@@ -145,7 +149,8 @@ def shop(mode: str, env: dict[str, str]) -> int:
     print(
         f"== {mode}: the triggered saga (examples/shop): an order on shop.orders starts it,\n"
         "   an approval on shop.approvals releases its wait, its end starts shipping and\n"
-        "   is published on shop.order_results; the deployment, as processes:"
+        "   is published on shop.order_results; the deployment, as processes (on a broker\n"
+        f"   of its own, {env['PODIUM_BOOTSTRAP_SERVERS']}):"
     )
     env = {**env, "PODIUM_DEFINITIONS": SHOP, "PODIUM_MODE": mode}
     env["PODIUM_LOG_LEVEL"] = "WARNING"
