@@ -1,8 +1,8 @@
 """What an event binding costs: its extra latency and the gateway's matched records/s.
 
-On a fresh embedded broker, a conductor and a trigger gateway run as `podium`
-processes over one definition, `bench-bound`: one task, and an event binding on
-`bench.orders` whose `id:` is the record's `n`. The driver (this process) measures:
+On a fresh broker (the embedded tansu; Apache Kafka with `--broker`), a conductor
+and a trigger gateway run as `podium` processes over one definition, `bench-bound`:
+one task, and an event binding on `bench.orders` whose `id:` is the record's `n`. The driver (this process) measures:
 
 - `plain`: the plain trigger path, `Client.trigger` (what `podium trigger` sends)
   to the first command on `podium.tasks.bench.step.commands`, one workflow at a
@@ -17,7 +17,7 @@ processes over one definition, `bench-bound`: one task, and an event binding on
   record sent to the last trigger seen (the gateway sustaining a backlog; the
   records/s it was offered is given beside it).
 
-    python benchmarks/triggers.py [--samples 200] [--burst 20000]
+    python benchmarks/triggers.py [--samples 200] [--burst 20000] [--broker apache-kafka]
 
 Adds its run to `results/triggers.json` (the last 10 runs are kept).
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 from harness import RESULTS_DIR, machine, percentile, table  # noqa: E402
 
+from podium.apache_kafka import ApacheKafka, unavailable  # noqa: E402
 from podium.broker import EmbeddedBroker  # noqa: E402
 from podium.client import Client, prepare_topics  # noqa: E402
 from podium.events import Mode, topics  # noqa: E402
@@ -104,6 +107,12 @@ class Proc:
         self.process.wait(60)
 
 
+def partitions_of(topic: str) -> list[TopicPartition]:
+    """A topic's partitions: Podium creates every topic at the settings' count (on Kafka
+    a consumer's metadata may not list a topic it has not subscribed to)."""
+    return [TopicPartition(topic, n) for n in range(Settings().partitions)]
+
+
 class Commands:
     """Reads the first task's commands from the end; `seen(id)` awaits one workflow's."""
 
@@ -117,10 +126,7 @@ class Commands:
 
     async def start(self) -> None:
         await self.consumer.start()
-        await self.consumer.topics()
-        partitions = [
-            TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic)
-        ]
+        partitions = partitions_of(self.topic)
         self.consumer.assign(partitions)
         # positions from the high watermark of each partition (right on tansu)
         await self.consumer.seek_to_end(*partitions)
@@ -187,11 +193,7 @@ async def burst(bootstrap: str, n: int) -> dict[str, Any]:
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
     )
     await consumer.start()
-    await consumer.topics()
-    partitions = [
-        TopicPartition(topics.TRIGGERS, p)
-        for p in consumer.partitions_for_topic(topics.TRIGGERS) or ()
-    ]
+    partitions = partitions_of(topics.TRIGGERS)
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     wanted = {f"burst-{i}".encode() for i in range(n)}
@@ -225,15 +227,29 @@ async def burst(bootstrap: str, n: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def fresh_broker(kind: str) -> Iterator[str]:
+    """A new broker's bootstrap servers: the embedded tansu, or Apache Kafka from its jars."""
+    if kind == "tansu":
+        with EmbeddedBroker() as embedded:
+            yield embedded.bootstrap_servers
+        return
+    reason = unavailable()
+    if reason:
+        raise SystemExit(f"Apache Kafka: {reason}")
+    with ApacheKafka(nodes=1) as kafka:
+        yield kafka.bootstrap_servers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--burst", type=int, default=20_000)
+    parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "triggers.json")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, EmbeddedBroker() as broker:
+    with tempfile.TemporaryDirectory() as folder, fresh_broker(arguments.broker) as bootstrap:
         (Path(folder) / "bench-bound.yaml").write_text(DEFINITION)
-        bootstrap = broker.bootstrap_servers
         settings = Settings(bootstrap_servers=bootstrap)
         asyncio.run(prepare_topics(bootstrap, settings, {TASK}))
         env = {**ENV, "PODIUM_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_DEFINITIONS": folder}
@@ -256,7 +272,7 @@ def main() -> None:
         {"path": "bound record -> first command", **bound},
         {"path": "extra (bound - plain)", **extra},
     ]
-    print(f"latency, ms ({arguments.samples} workflows one at a time, tansu, W = 5)")
+    print(f"latency, ms ({arguments.samples} workflows one at a time, {arguments.broker}, W = 5)")
     print(table(rows, ["path", "p50", "p95", "p99"]))
     print(
         f"gateway: {matched['matched_per_s']:,} matched records/s "
@@ -264,6 +280,7 @@ def main() -> None:
     )
     run = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "broker": arguments.broker,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "samples": arguments.samples,
         "latency_ms": {"plain": plain, "bound": bound, "extra": extra},
