@@ -473,6 +473,8 @@ class WaitParticipant(Participant):
         self.watch = watch
         self.source = SOURCE
         self._waits: dict[str, tuple[Waiting, Run]] = {}
+        #: workflow id -> the keys of its waits (every end is looked up here)
+        self._of: dict[str, set[str]] = {}
         self._workflow_ends: BoundedCache[str, bool] = BoundedCache(ENDS)
 
     def route(self, partition: int, event: CloudEvent, now: float) -> None:
@@ -485,8 +487,9 @@ class WaitParticipant(Participant):
         if self.only is not None and event.workflowid != self.only:
             return
         self._workflow_ends.put(event.workflowid, True)
-        for waiting, _ in [w for w in self._waits.values() if w[0].workflow_id == event.workflowid]:
-            log.info("wait %s dropped: its workflow ended %s", waiting.key, data.state)
+        for key in list(self._of.get(event.workflowid, ())):
+            waiting = self._waits[key][0]
+            log.info("wait %s dropped: its workflow ended %s", key, data.state)
             self.resolve(waiting, _ended(waiting.command, data.state), now, publish=False)
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
@@ -508,6 +511,7 @@ class WaitParticipant(Participant):
             self._settle(waiting, run, _ended(command, "ended"), now, publish=False)
             return
         self._waits[waiting.key] = (waiting, run)
+        self._of.setdefault(waiting.workflow_id, set()).add(waiting.key)
         marker = self._outcome_event(join, started(command, with_input=True))
         self._outbox.emit(topics.outcomes(WAIT_TYPE), partition, encode(marker))
         self.watch.start(waiting, now)
@@ -518,9 +522,16 @@ class WaitParticipant(Participant):
         found = self._waits.get(waiting.key)
         if found is None or found[0] is not waiting:
             return
-        del self._waits[waiting.key]
-        self.watch.stop(waiting)
+        self._forget(waiting)
         self._settle(waiting, found[1], outcome, now, publish=publish)
+
+    def _forget(self, waiting: Waiting) -> None:
+        del self._waits[waiting.key]
+        keys = self._of.get(waiting.workflow_id, set())
+        keys.discard(waiting.key)
+        if not keys:
+            self._of.pop(waiting.workflow_id, None)
+        self.watch.stop(waiting)
 
     def _settle(
         self, waiting: Waiting, run: Run, outcome: Outcome, now: float, *, publish: bool
@@ -561,8 +572,7 @@ class WaitParticipant(Participant):
     def revoke(self, partitions: set[int]) -> None:
         for waiting, _ in list(self._waits.values()):
             if waiting.partition in partitions:
-                del self._waits[waiting.key]
-                self.watch.stop(waiting)
+                self._forget(waiting)
         super().revoke(partitions)
 
 
