@@ -1025,6 +1025,12 @@ def compare(
         help="SERVICE@SECONDS, or conductor@SECONDS (the tracker in choreography): kill -9 it "
         "that far into each mode's runs and restart it; repeatable. Needs a broker.",
     ),
+    in_process: bool = typer.Option(
+        False,
+        "--in-process",
+        help="Run both deployments in this process (always on memory://); by default, on a "
+        "broker, each service and conductor or tracker runs as a process of its own.",
+    ),
     report: Path | None = typer.Option(None, "--report", help="Write an HTML report here."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
     bootstrap_servers: str | None = BOOTSTRAP,
@@ -1071,6 +1077,7 @@ def compare(
         fail_rate=fail_rate,
         inputs=payloads,
         kills=kills,
+        processes=not (in_process or is_memory(settings.bootstrap_servers or "")),
         sources=Sources(definition_file.resolve(), tuple(services)),
     )
     configure_logging()

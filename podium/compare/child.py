@@ -1,4 +1,5 @@
-"""One part of a compare deployment in a process of its own, so `--kill` can kill it.
+"""One part of a compare deployment in a process of its own: what `--kill` kills, and on a
+broker every part (a process per service, as deployed, each with its own CPU figure).
 
 The parent (`Child`) starts `python -m podium.compare.child ...` with what the part is
 built from: the definition file, the services' `MODULE:OBJ` references, the scope's
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -48,7 +50,15 @@ class Child:
     on_handler: Probe
     process: asyncio.subprocess.Process | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: CPU seconds of the processes that came before this one (killed)
+    spent_s: float = 0.0
     _pump: asyncio.Task[None] | None = None
+
+    def cpu_s(self) -> float:
+        """CPU seconds of this part's processes so far, the killed ones included."""
+        if self.process is None or self.process.returncode is not None:
+            return self.spent_s
+        return self.spent_s + (cpu_seconds(self.process.pid) or 0.0)
 
     async def start(self) -> None:
         self.ready = asyncio.Event()
@@ -92,6 +102,7 @@ class Child:
     async def kill(self) -> None:
         """SIGKILL: no drain, no commit, no leaving the group (what a crash does)."""
         assert self.process is not None
+        self.spent_s = self.cpu_s()  # the last reading: a dead process has no /proc entry
         self.process.kill()
         await self.process.wait()
         if self._pump is not None:
@@ -108,6 +119,15 @@ class Child:
             await self.process.wait()
         if self._pump is not None:
             await self._pump
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (Linux /proc); None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_args(

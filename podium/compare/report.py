@@ -144,6 +144,7 @@ def _rows(doc: dict[str, Any]) -> str:
         ("workflows/s, tasks/s", lambda m: f"{m['workflows_per_s']}, {m['tasks_per_s']}"),
         ("task overhead, ms (latency - handler time, per attempt)", lambda m: m["task_overhead_ms"]),
         ("process / broker CPU, ms per workflow", lambda m: f"{m['cpu_ms_per_workflow']['process']} / {m['cpu_ms_per_workflow']['broker'] or 'not measured'}"),
+        ("CPU of each part's own process, ms per workflow", lambda m: ", ".join(f"{r} {v}" for r, v in m["cpu_ms_per_workflow"]["parts"].items()) or "none: all in one process"),
         ("outcomes", lambda m: ", ".join(f"{k} {v}" for k, v in m["outcomes"].items() if v)),
         *(
             (f"kill {kill}: every caught workflow ended after, s (restart ready after, s; caught)",

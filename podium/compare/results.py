@@ -46,11 +46,14 @@ def summarise(
         "latency_unit": "ms",
         "percentiles": "HdrHistogram, 3 significant digits",
         "cpu_note": (
-            "both deployments and the driver run in this one process (but for a part --kill "
-            "names, in its own): process CPU is theirs together while a mode's runs go on (the "
-            "other mode idles beside it); the broker's is its own process's, when it runs on "
-            "this machine"
-        ),
+            "every part runs in a process of its own (parts: CPU of each while its mode's runs "
+            "went on, restarts included); process is the driver's"
+            if options.processes
+            else "both deployments and the driver run in this one process (but for a part "
+            "--kill names, in its own, under parts): process CPU is theirs together while a "
+            "mode's runs go on (the other mode idles beside it)"
+        )
+        + "; the broker's is its own process's, when it runs on this machine",
         "kills": [f"{k.target}@{k.at_s:g}" for k in options.kills],
         "schedule": (
             "each mode's runs in one block (a recovery is watched on an unbroken clock)"
@@ -110,6 +113,7 @@ def _mode(run: ModeRun, options: Options) -> dict[str, Any]:
             "broker": (
                 round(run.broker_cpu_s * 1000 / runs, 3) if run.broker_cpu_s is not None else None
             ),
+            "parts": {r: round(s * 1000 / runs, 3) for r, s in sorted(run.part_cpu_s.items())},
         },
         "measured_s": round(run.active_s, 3),
         "latencies_ms": [round(s * 1000, 3) for s in latencies],
@@ -243,6 +247,12 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
     row("bytes / workflow", lambda m: total(m["bytes_per_workflow"]), "{:,.0f}")
     row("process CPU ms / workflow", lambda m: m["cpu_ms_per_workflow"]["process"])
     row("broker CPU ms / workflow", lambda m: m["cpu_ms_per_workflow"]["broker"])
+    roles = sorted({r for m in (o, c) for r in m["cpu_ms_per_workflow"]["parts"]})
+    for role in roles:
+        row(
+            f"  {role} CPU ms / workflow",
+            lambda m, r=role: m["cpu_ms_per_workflow"]["parts"].get(r),
+        )
     for outcome in OUTCOMES:
         row(outcome, lambda m, k=outcome: m["outcomes"][k], "{:d}")
     for k, kill in enumerate(doc["kills"]):

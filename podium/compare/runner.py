@@ -70,7 +70,9 @@ class Options:
     inputs: list[dict[str, Any]]
     warmup: int = 10
     kills: tuple[Kill, ...] = ()
-    #: what a killed part's process is built from (needed with `kills`)
+    #: every part in a process of its own (else only what `kills` names)
+    processes: bool = False
+    #: what a part's process is built from (needed with `kills` or `processes`)
     sources: Sources | None = None
 
     def input(self, i: int) -> dict[str, Any]:
@@ -98,6 +100,8 @@ class ModeRun:
     active_s: float = 0.0
     process_cpu_s: float = 0.0
     broker_cpu_s: float | None = None
+    #: CPU seconds of each part that runs in a process of its own, by role
+    part_cpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     messages: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     bytes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -143,7 +147,8 @@ async def measure(
     run_id = uuid.uuid4().hex[:8]
     wait_s = (definition.timeout or DEFAULT_WAIT_S - GRACE_S) + GRACE_S
     broker = _broker_pid(bootstrap)
-    logs = Path(tempfile.mkdtemp(prefix="podium-compare-")) if options.kills else None
+    apart = options.kills or options.processes
+    logs = Path(tempfile.mkdtemp(prefix="podium-compare-")) if apart else None
     runs: dict[Mode, ModeRun] = {}
     for mode in MODES:
         runs[mode] = await _deploy(
@@ -193,6 +198,9 @@ async def _deploy(
     await prepare_topics(bootstrap, settings, catalog.task_types)
     scoped_services = scope.services(services, probe)
     roles = {kill.role(scope.mode) for kill in options.kills}
+    if options.processes:
+        coordinator = "conductor" if scope.mode == Mode.ORCHESTRATION else "tracker"
+        roles |= {scope.role(s.name) for s in scoped_services} | {coordinator}
     parts = scope.parts(catalog, scoped_services, bootstrap, settings, lambda r: r not in roles)
     run = ModeRun(
         scope,
@@ -211,15 +219,12 @@ async def _deploy(
 
 async def _start(runs: list[ModeRun]) -> None:
     """Every part of both modes, here and in children; return once all are ready."""
-    for run in runs:
-        for child in run.children.values():
-            await child.start()
+    children = [child for run in runs for child in run.children.values()]
+    await asyncio.gather(*(child.start() for child in children))
     started = await asyncio.gather(*(start(run.parts) for run in runs))
     for run, tasks in zip(runs, started, strict=True):
         run.tasks = tasks
-    for run in runs:
-        for child in run.children.values():
-            await child.wait_ready()
+    await asyncio.gather(*(child.wait_ready() for child in children))
 
 
 async def _one(
@@ -250,6 +255,7 @@ async def _block(
     indices = iter(chunk)
     cpu_before = time.process_time()
     broker_before = _cpu_seconds(broker)
+    parts_before = {role: child.cpu_s() for role, child in run.children.items()}
     started = time.perf_counter()
     offset = run.active_s
 
@@ -282,6 +288,8 @@ async def _block(
             await killer  # a restart under way is waited for
     run.active_s += time.perf_counter() - started
     run.process_cpu_s += time.process_time() - cpu_before
+    for role, child in run.children.items():
+        run.part_cpu_s[role] += child.cpu_s() - parts_before[role]
     broker_after = _cpu_seconds(broker)
     if broker_after is not None and broker_before is not None:
         run.broker_cpu_s = (run.broker_cpu_s or 0.0) + broker_after - broker_before

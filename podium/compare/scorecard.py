@@ -62,7 +62,9 @@ def _sum(values: dict[str, float]) -> float:
 
 def _cpu(mode: dict[str, Any]) -> float | None:
     cpu = mode["cpu_ms_per_workflow"]
-    return None if cpu["broker"] is None else cpu["process"] + cpu["broker"]
+    if cpu["broker"] is None:
+        return None
+    return float(cpu["process"] + cpu["broker"] + sum(cpu.get("parts", {}).values()))
 
 
 def _killed(ro: dict[str, Any], rc: dict[str, Any]) -> str:
@@ -97,7 +99,7 @@ def scorecard(doc: dict[str, Any]) -> list[Criterion]:
                  _sum(c["messages_per_workflow"]), says="{pct}% fewer Kafka messages"),
         _compare("bytes / workflow", "B", _sum(o["bytes_per_workflow"]),
                  _sum(c["bytes_per_workflow"]), says="{pct}% fewer bytes on the wire"),
-        _compare("CPU / workflow (process + broker)", "ms", _cpu(o), _cpu(c),
+        _compare("CPU / workflow (all processes + broker)", "ms", _cpu(o), _cpu(c),
                  says="{by:.2f}x less CPU a workflow"),
         _compare("processes that read the definition", "", len(so["knows_the_definition"]),
                  len(sc["knows_the_definition"]),

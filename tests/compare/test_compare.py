@@ -182,9 +182,9 @@ def test_the_conductor_kill_names_the_tracker_in_choreography() -> None:
 def test_a_killed_service_recovers_in_both_modes_and_the_run_leaves_no_topics(
     tmp_path: Path,
 ) -> None:
-    """`--kill payments@0.1` on the embedded broker: payments runs as a process of its own
-    in each mode, is SIGKILLed early in the runs and restarted; every workflow still
-    ends, the recovery is reported, and the run's own topics are gone afterwards."""
+    """`--kill payments@0.1` on the embedded broker: every part runs as a process of its
+    own, payments is SIGKILLed early in each mode's runs and restarted; every workflow
+    still ends, the recovery is reported, and the run's own topics are gone afterwards."""
     results, report = tmp_path / "results.json", tmp_path / "report.html"
     with EmbeddedBroker() as broker:
         done = podium(
@@ -211,6 +211,11 @@ def test_a_killed_service_recovers_in_both_modes_and_the_run_leaves_no_topics(
         # killed one ran but had not answered runs again (at least once): 3 or a little more
         assert figures["task_attempts_per_workflow"] >= 3
         assert len(figures["recovery_timeline"]) == 60
+        # on a broker every part runs as a process of its own, each with its CPU figure
+        coordinator = "conductor" if mode == "orchestration" else "tracker"
+        parts = figures["cpu_ms_per_workflow"]["parts"]
+        assert set(parts) == {"inventory", "payments", "shipping", coordinator}
+        assert all(ms > 0 for ms in parts.values())
     assert "Killing payments at 0.1 s" in doc["verdict"]
     assert "Recovery timeline" in report.read_text()
     scoped = [t for t in left if ".cmp" in t or t.startswith("podium.compare.")]
