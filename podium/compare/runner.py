@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -175,6 +176,9 @@ async def measure(
             await stop(run.parts, run.tasks)
             for child in run.children.values():
                 await child.stop()
+    lost = any(state == "lost" for run in runs.values() for state in run.states.values())
+    if logs is not None and not lost:  # the parts' logs are kept for a run that lost work
+        shutil.rmtree(logs, ignore_errors=True)
     await _count_traffic(bootstrap, list(runs.values()))
     await _delete_topics(bootstrap, [t for run in runs.values() for t in _scoped_topics(run)])
     where = "in-memory bus" if is_memory(bootstrap) else bootstrap
