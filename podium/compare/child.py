@@ -170,17 +170,19 @@ async def _main(args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     running = asyncio.create_task(part.run())
     ready = asyncio.create_task(part.ready.wait())
-    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+    stopping = asyncio.create_task(stop.wait())
+    # a signal counts while it starts too: a part that cannot reach its broker never gets ready
+    await asyncio.wait({running, ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if running.done():
         running.result()  # it stopped before it was ready: say why
         return
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    await asyncio.wait(
-        {running, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
-    )
+    if not stopping.done():
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     part.stop()
-    await running
+    with contextlib.suppress(TimeoutError):  # past that, the process exits without its drain
+        await asyncio.wait_for(running, STOP_TIMEOUT_S)
 
 
 def main(argv: list[str] | None = None) -> None:
