@@ -38,7 +38,7 @@ from podium.compare.scope import Probe, Scope, start, stop
 from podium.events import Mode, topics
 from podium.runtime.changelog import read_partitions
 from podium.runtime.component import Component
-from podium.runtime.kafka import make_consumer, partitions_of
+from podium.runtime.kafka import connection_options, make_consumer, partitions_of
 from podium.runtime.memory import is_memory
 from podium.runtime.settings import Settings
 from podium.services.service import TaskService
@@ -369,7 +369,7 @@ async def _delete_topics(bootstrap: str, names: list[str]) -> None:
     """The runs' own topics, gone once counted (the shared ones stay; so do the groups)."""
     if is_memory(bootstrap):
         return  # the bus goes with this process
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **connection_options())
     await admin.start()
     doomed: list[str] = []
     try:
