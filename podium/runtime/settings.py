@@ -61,8 +61,10 @@ class Settings(BaseSettings):
     #: how often a service may die running one command before it gives up on it
     max_deliveries: int = Field(3, ge=1, le=100)
     #: workflows a conductor runs at once; beyond it, new triggers wait on their topic
-    #: (backpressure: memory stays bounded under a burst, nothing is lost)
-    max_running: int = Field(2_000, ge=1, le=1_000_000)
+    #: (backpressure: memory stays bounded under a burst, nothing is lost). Workflows
+    #: waiting on a timer or a signal count too, so it is set high: a waiting state is
+    #: kept as its JSON (a few KB), and the cap is for bursts, not for a day's orders
+    max_running: int = Field(50_000, ge=1, le=10_000_000)
     #: seconds a finished workflow's full state stays in memory and the changelog
     retention_s: float = Field(60.0, ge=0)
     #: seconds a finished workflow's id (and, at the conductor and tracker, its result) is
