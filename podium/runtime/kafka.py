@@ -145,6 +145,7 @@ def make_consumer(
         "session_timeout_ms": s.session_timeout_ms,
         "heartbeat_interval_ms": s.heartbeat_interval_ms,
         "max_poll_records": s.max_poll_records,
+        "metadata_max_age_ms": s.metadata_max_age_ms,
         **overrides,
     }
     consumer: Consumer = AIOKafkaConsumer(*topics, **options)

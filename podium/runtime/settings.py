@@ -27,6 +27,11 @@ class ConsumerSettings(BaseModel):
     session_timeout_ms: int = Field(6_000, ge=1_000)
     heartbeat_interval_ms: int = Field(1_000, ge=100)
     max_poll_records: int = Field(500, ge=1)
+    # aiokafka's fetcher does not refresh metadata when a partition's leader stops
+    # answering: it retries the dead node until the metadata ages out (5 min by
+    # default). A group member learns sooner through its rebalance; a group-less reader
+    # (`podium trigger --wait`, a client awaiting ends) would sit out the 5 minutes.
+    metadata_max_age_ms: int = Field(5_000, ge=100)
 
 
 class Settings(BaseSettings):

@@ -58,7 +58,13 @@ def running(args_list: list[list[str]], env: dict[str, str]) -> Iterator[list[Pr
         procs = [stack.enter_context(Proc(args, env)) for args in args_list]
         for proc in procs:
             proc.wait_ready()
-        yield procs
+        try:
+            yield procs
+        except BaseException:  # what each process said, to tell a stall from a crash
+            for proc in procs:  # Podium's own lines: aiokafka repeats a dead node's errors
+                said = [line for line in proc.lines if '"logger":"aiokafka' not in line]
+                print(proc.args, "".join(said[-80:]))
+            raise
         for proc in procs:  # none of them died on the broker's failure
             assert proc.process.poll() is None, "".join(proc.lines[-30:])
 
