@@ -1,5 +1,5 @@
 """Overload: N triggers published at once against one conductor (or tracker) and one
-service process per task type, on a fresh embedded broker per mode.
+service process per task type, on a fresh broker per mode.
 
 The system is `orchestration.chain` (the 5-task chain, `per-step` layout: a process per
 service, plus `podium conductor` or `podium tracker`). After its warm-up, the driver
@@ -11,7 +11,12 @@ for the curve's maximum), and the rebalances each process went through (partitio
 assignments in its log beyond the first).
 
     python benchmarks/overload.py [--n 50000] [--modes orchestration,choreography]
-                                  [--limit-s 1800] [--out benchmarks/results/overload.json]
+                                  [--broker tansu|apache-kafka] [--limit-s 1800]
+                                  [--out benchmarks/results/overload.json]
+
+The broker is PODIUM_BOOTSTRAP_SERVERS when set, else a fresh one per mode of the
+`--broker` kind (`brokers.py`). The results file keeps the runs of other modes and
+brokers.
 """
 
 from __future__ import annotations
@@ -23,16 +28,20 @@ import json
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import brokers
 from orchestration import broker_pid, chain
 
-from podium.broker import EmbeddedBroker
+from podium.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent
 #: one line per partition assignment: a worker's, a participant's, a conductor's (tracker's)
 ASSIGNED = re.compile(rb"assigned \d+ partition|restored \d+ workflow")
+#: one mode's figures, as written to the results file
+Run = dict[str, Any]
 
 
 def status_kb(pid: int, field: str) -> int | None:
@@ -130,6 +139,7 @@ async def overload(bootstrap: str, mode: str, n: int, limit_s: float) -> dict[st
         "failed": failed,
         "wrong_output": wrong,
         "lost": n - len(done),
+        "not_ended": [wid for wid in ids if not ends[wid].done()][:20],
         "peak_rss_mb": {
             name: round(kb / 1024, 1) if kb is not None else sampler.peak_mb(name)
             for name, kb in peaks_hwm.items()
@@ -145,30 +155,48 @@ async def overload(bootstrap: str, mode: str, n: int, limit_s: float) -> dict[st
     return result
 
 
-async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=50_000)
-    parser.add_argument("--modes", default="orchestration,choreography")
-    parser.add_argument("--limit-s", type=float, default=1800.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "overload.json")
-    args = parser.parse_args(argv)
+def parser(doc: str, out: Path) -> argparse.ArgumentParser:
+    """The options this and soak.py share: the modes, the broker, the results file."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--modes", default="orchestration,choreography")
+    brokers.add_option(p)
+    p.add_argument("--out", type=Path, default=out)
+    return p
+
+
+async def per_mode(args: argparse.Namespace, run: Callable[[str, str], Awaitable[Run]]) -> int:
+    """`run(bootstrap, mode)` for each mode, on a fresh broker each; the runs written."""
     results = []
     for mode in args.modes.split(","):
-        with EmbeddedBroker() as broker:
-            results.append(await overload(broker.bootstrap_servers, mode, args.n, args.limit_s))
-    return write_runs(args.out, args.modes.split(","), results)
+        with brokers.broker(args.broker, Settings().bootstrap_servers) as bootstrap:
+            results.append({"broker": args.broker, **await run(bootstrap, mode)})
+    return write_runs(args.out, results)
 
 
-def write_runs(out: Path, modes: list[str], results: list[dict[str, Any]]) -> int:
-    """Write these modes' runs into `out`, keeping the other modes' runs already there;
-    exit status 0 when no workflow was lost or failed."""
+async def main(argv: list[str]) -> int:
+    p = parser(__doc__, ROOT / "results" / "overload.json")
+    p.add_argument("--n", type=int, default=50_000)
+    p.add_argument("--limit-s", type=float, default=1800.0)
+    args = p.parse_args(argv)
+    return await per_mode(
+        args, lambda bootstrap, mode: overload(bootstrap, mode, args.n, args.limit_s)
+    )
+
+
+def write_runs(out: Path, results: list[Run]) -> int:
+    """Write these runs into `out`, keeping the runs already there of other modes or
+    brokers; exit status 0 when none of these runs lost or failed a workflow."""
+    ok = all(r["lost"] == 0 and r["failed"] == 0 for r in results)
     with contextlib.suppress(FileNotFoundError):
         previous = json.loads(out.read_text())
-        kept = [r for r in previous.get("runs", []) if r["mode"] not in modes]
+        new = {(r["mode"], r["broker"]) for r in results}
+        kept = [
+            r for r in previous.get("runs", []) if (r["mode"], r.get("broker", "tansu")) not in new
+        ]
         results = [*kept, *results]
     out.write_text(json.dumps({"runs": results}, indent=2) + "\n")
     print(f"written {out}")
-    return 0 if all(r["lost"] == 0 and r["failed"] == 0 for r in results) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
+import brokers
 import choreography
 import floor
 import orchestration
 from harness import RESULTS_DIR, Result, SystemFactory, measure, print_results, write_results
 
-from podium.apache_kafka import ApacheKafka, ApacheKafkaError, unavailable
-from podium.broker import bootstrap_or_embedded
 from podium.runtime.settings import Settings
 
 # name -> factory(bootstrap) -> async context manager yielding a ready harness.Chain
@@ -42,12 +39,7 @@ SYSTEMS: dict[str, SystemFactory] = {
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: %(default)s")
-    p.add_argument(
-        "--broker",
-        choices=BROKERS,
-        default="tansu",
-        help="the broker started when PODIUM_BOOTSTRAP_SERVERS is unset (default: %(default)s)",
-    )
+    brokers.add_option(p)
     p.add_argument(
         "--out",
         type=Path,
@@ -81,32 +73,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="time the consume loops of the podium processes (benchmarks/loopstats.py)",
     )
     return p.parse_args(argv)
-
-
-BROKERS = ["tansu", "apache-kafka"]
-
-
-@contextlib.contextmanager
-def broker(kind: str, configured: str | None) -> Iterator[str]:
-    """Bootstrap servers: the configured ones, or a new broker of this kind's."""
-    if configured or kind == "tansu":
-        with bootstrap_or_embedded(configured) as bootstrap:
-            yield bootstrap
-        return
-    reason = unavailable()
-    if reason:
-        raise ApacheKafkaError(reason)
-    with ApacheKafka(nodes=1) as kafka:
-        pid = kafka.nodes[0].process.pid if kafka.nodes[0].process else None
-        print(
-            f"Apache Kafka on {kafka.bootstrap_servers} (started in {kafka.start_seconds:.1f} s)",
-            file=sys.stderr,
-        )
-        os.environ["PODIUM_BENCH_BROKER_PID"] = str(pid)  # for the systems' CPU figures
-        try:
-            yield kafka.bootstrap_servers
-        finally:
-            os.environ.pop("PODIUM_BENCH_BROKER_PID", None)
 
 
 async def run_all(bootstrap: str, names: list[str], args: argparse.Namespace) -> list[Result]:
@@ -144,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = [[n] for n in names] if args.fresh_broker else [names]
     results = []
     for group in groups:
-        with broker(args.broker, settings.bootstrap_servers) as bootstrap:
+        with brokers.broker(args.broker, settings.bootstrap_servers) as bootstrap:
             results += asyncio.run(run_all(bootstrap, group, args))
     kind = {"tansu": "embedded tansu", "apache-kafka": "Apache Kafka (one node)"}[args.broker]
     out = args.out or RESULTS_DIR / (

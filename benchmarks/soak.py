@@ -1,8 +1,9 @@
 """Soak: a steady load for N minutes per mode; is anything growing?
 
 The system is `orchestration.chain` (the 5-task chain, a process per service plus the
-conductor or tracker) on a fresh embedded broker per mode. The driver triggers workflows
-at a fixed rate (open loop) for `--minutes`, then waits for the last ends. Sampled:
+conductor or tracker) on a fresh broker per mode (`--broker`, as overload.py). The
+driver triggers workflows at a fixed rate (open loop) for `--minutes`, then waits for
+the last ends. Sampled:
 
 - the resident memory (VmRSS) of every process, the broker's included, every 5 s;
 - at the end of the first minute and of the last: each state changelog's records and
@@ -15,12 +16,12 @@ changelog size per workflow still in memory, not per workflow ever run. tansu ke
 every record (compaction is accepted and ignored), so its changelogs grow by design.
 
     python benchmarks/soak.py [--minutes 20] [--rate 40] [--modes orchestration,choreography]
+                              [--broker tansu|apache-kafka] [--changelog-config KEY=VALUE]
                               [--out benchmarks/results/soak.json]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -31,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestration import broker_pid, chain
-from overload import Sampler, write_runs
+from overload import Sampler, parser, per_mode
 
-from podium.broker import EmbeddedBroker
 from podium.conductor import snapshot as conductor_snapshot
 from podium.events import topics
 from podium.runtime.changelog import read_partitions, restore
+from podium.runtime.kafka import COMPACTED, ensure_topics
+from podium.runtime.settings import Settings
 from podium.services import snapshot as service_snapshot
 
 ROOT = Path(__file__).resolve().parent
@@ -142,17 +144,38 @@ async def soak(bootstrap: str, mode: str, minutes: float, rate: float) -> dict[s
 
 
 async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--rate", type=float, default=40.0, help="workflows started per second")
-    parser.add_argument("--modes", default="orchestration,choreography")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "soak.json")
-    args = parser.parse_args(argv)
-    results = []
-    for mode in args.modes.split(","):
-        with EmbeddedBroker() as broker:
-            results.append(await soak(broker.bootstrap_servers, mode, args.minutes, args.rate))
-    return write_runs(args.out, args.modes.split(","), results)
+    p = parser(__doc__, ROOT / "results" / "soak.json")
+    p.add_argument("--minutes", type=float, default=20.0)
+    p.add_argument("--rate", type=float, default=40.0, help="workflows started per second")
+    p.add_argument(
+        "--changelog-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a topic config of the changelogs, created with it before the system starts "
+        "(e.g. segment.ms=60000: Kafka compacts only rolled segments, hourly by default)",
+    )
+    args = p.parse_args(argv)
+    configs = dict(kv.split("=", 1) for kv in args.changelog_config)
+
+    async def run(bootstrap: str, mode: str) -> dict[str, Any]:
+        if configs:
+            await create_changelogs(bootstrap, mode, configs)
+        return {"changelog_config": configs, **await soak(bootstrap, mode, args.minutes, args.rate)}
+
+    return await per_mode(args, run)
+
+
+async def create_changelogs(bootstrap: str, mode: str, configs: dict[str, str]) -> None:
+    """The mode's changelogs as Podium creates them, with these configs on top."""
+    settings = Settings()
+    await ensure_topics(
+        bootstrap,
+        changelogs(mode),
+        settings.partitions,
+        replication_factor=settings.replication_factor,
+        configs={**COMPACTED, **configs},
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from typing import Any
 
 import floor_shapes
 import orchestration
+from brokers import broker
 from harness import RESULTS_DIR, SystemFactory, machine, measure
-from run import broker
 from shapes import SHAPES, Shape
 
 from podium.compare.runner import kind_of
