@@ -28,7 +28,6 @@ from typing import Any
 from podium import metrics, tracing
 from podium.conductor import snapshot
 from podium.conductor.completion import complete, published_to
-from podium.conductor.owned import Owned
 from podium.conductor.snapshot import Ended, Outcome, Snapshot
 from podium.conductor.wire import (
     cancel_accepted,
@@ -57,6 +56,7 @@ from podium.runtime.cache import BoundedCache
 from podium.runtime.changelog import restore
 from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
+from podium.runtime.owned import Owned
 from podium.runtime.settings import Settings
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
@@ -134,7 +134,7 @@ class Conductor(BaseProcessor):
         self.bootstrap_servers = bootstrap_servers
         self.settings = settings
         #: workflow id -> (partition, mode, state) for the partitions this process owns
-        self._workflows = Owned(HOT_STATES)
+        self._workflows = Owned(HOT_STATES, WorkflowState)
         #: (due, workflow id, timer id) for the owned workflows
         self._timers: list[tuple[float, str, str]] = []
         self._owned: set[int] = set()

@@ -17,7 +17,9 @@ says which restored attempts already ended (their outcome is taken, the handler
 does not run again) and which keep killing the service (run alone, then given
 up). A join with nothing left to do (`join.settled`) leaves memory `retention_s`
 later; a small "ended" record stays in the changelog so the workflow id never
-starts again here, for `ended_retention_s` (settings).
+starts again here, for `ended_retention_s` (settings). Beyond `HOT_JOINS` joins, the
+least recently used wait as their JSON (`podium.runtime.owned`): a burst of 50,000
+workflows holds 50,000 joins.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from podium.runtime.kafka import (
 )
 from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
+from podium.runtime.owned import Owned
 from podium.runtime.settings import Settings
 from podium.services import snapshot
 from podium.services.deliveries import WINDOW, Ledger
@@ -75,6 +78,9 @@ MODE = Mode.CHOREOGRAPHY
 #: the timer "task ids" that evict a settled join, and then forget its workflow id
 EVICT = "podium:evict"
 FORGET = "podium:forget"
+#: joins kept decoded at most; the least recently used others wait as their JSON (a
+#: fifth of the memory or less), decoded again when an event reaches them
+HOT_JOINS = 2_000
 
 
 class Participant(BaseProcessor):
@@ -100,8 +106,12 @@ class Participant(BaseProcessor):
         self.types = set(service.task_types)
         self.source = f"podium/service/{service.name}"
         self.changelog = topics.choreography_changelog(service.name)
-        self._joins: dict[str, tuple[int, Join]] = {}
+        #: workflow id -> (partition, mode, join) for the partitions this process owns
+        self._joins: Owned[Join] = Owned(HOT_JOINS, Join)
         self._owned: set[int] = set()
+        #: partition -> how often it was revoked: a handler's result counts only if its
+        #: partition stayed ours (a join restored anew re-runs what was in flight)
+        self._revoked: dict[int, int] = {}
         self._timers: list[tuple[float, str, str, bool]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -179,8 +189,9 @@ class Participant(BaseProcessor):
             found = self._joins.get(event.workflowid)
             if data.mode != MODE or found is None:
                 return  # a conductor's workflow, or one this service has no part in (now)
-            definition = self.catalog.get(found[1].name, found[1].version)
-            self._apply(partition, found[1], rules.on_cancel(definition, found[1]), now)
+            join = found[2]
+            definition = self.catalog.get(join.name, join.version)
+            self._apply(partition, join, rules.on_cancel(definition, join), now)
         elif isinstance(data, TaskSucceeded | TaskFailed | TaskSkipped):
             if data.mode != MODE:
                 return  # an orchestrated workflow's outcome: its conductor's business
@@ -198,14 +209,14 @@ class Participant(BaseProcessor):
     def _join(self, partition: int, workflow_id: str, definition: Definition) -> Join | None:
         found = self._joins.get(workflow_id)
         if found is not None:
-            return found[1]
+            return found[2]
         if self._ended.get(workflow_id) is not None:
             return None  # settled and evicted: a repeated trigger or a late duplicate
         tasks, comps = rules.owned(definition, self.types)
         if not tasks and not comps:
             return None  # this service plays no part in that workflow
         join = rules.new_join(definition, workflow_id, self.types)
-        self._joins[workflow_id] = (partition, join)
+        self._joins[workflow_id] = (partition, MODE, join)
         return join
 
     def fire(self, now: float) -> None:
@@ -219,9 +230,9 @@ class Participant(BaseProcessor):
             elif found is None:
                 continue
             elif task_id == EVICT:
-                self._evict(found[0], found[1], now)
+                self._evict(found[0], found[2], now)
             else:
-                partition, join = found
+                partition, _, join = found
                 actions = rules.on_retry_due(join, Step(task_id, compensation))
                 self._apply(partition, join, actions, now)
 
@@ -280,6 +291,7 @@ class Participant(BaseProcessor):
 
     async def _run(self, partition: int, definition: Definition, join: Join, run: Run) -> None:
         asked = time.time()  # queueing: from the decision to run to the handler's start
+        revoked = self._revoked.get(partition, 0)
         logs.bind(join.workflow_id, run.task_id)  # this task's own context
         command = _command(definition, join, run)
         topic = topics.outcomes(command.task_type)
@@ -302,7 +314,10 @@ class Participant(BaseProcessor):
         status = S.SUCCEEDED if isinstance(outcome, TaskSucceeded) else S.FAILED
         retryable = outcome.error.retryable if isinstance(outcome, TaskFailed) else True
         output = outcome.output if isinstance(outcome, TaskSucceeded) else None
-        if self._joins.get(join.workflow_id, (None, None))[1] is join:  # still ours
+        # still ours: looked up again, since it may have waited as JSON meanwhile
+        found = self._joins.get(join.workflow_id)
+        if found is not None and self._revoked.get(partition, 0) == revoked:
+            join = found[2]
             actions = rules.on_result(
                 definition, join, run, status, output, retryable=retryable, now=time.time()
             )
@@ -382,7 +397,7 @@ class Participant(BaseProcessor):
         """The workflow's changelog value (`podium.services.snapshot`); None: nothing known."""
         found = self._joins.get(workflow_id)
         if found is not None:
-            return snapshot.encode(found[1])
+            return snapshot.encode(found[2])
         ended = self._ended.get(workflow_id)
         return None if ended is None else snapshot.encode(snapshot.Ended(ended[1]))
 
@@ -401,15 +416,15 @@ class Participant(BaseProcessor):
         now = time.time()
         for workflow_id, (partition, entry) in list(restored.items()):
             if isinstance(entry, Join):
-                self._joins[workflow_id] = (partition, entry)
+                self._joins[workflow_id] = (partition, MODE, entry)
                 continue
             del restored[workflow_id]
             if now - entry.at < self.settings.ended_retention_s:
                 self._remember(partition, workflow_id, entry.at)
             else:
                 self._outbox.delete(workflow_id, partition)
-        for partition, join in restored.values():
-            assert isinstance(join, Join)
+        for workflow_id in restored:
+            partition, _, join = self._joins[workflow_id]  # decoded again if it went cold
             try:
                 self.catalog.get(join.name, join.version)
             except UnknownWorkflow:
@@ -438,7 +453,9 @@ class Participant(BaseProcessor):
 
     def revoke(self, partitions: set[int]) -> None:
         self._owned -= partitions
-        for workflow_id in [w for w, (p, _) in self._joins.items() if p in partitions]:
+        for partition in partitions:
+            self._revoked[partition] = self._revoked.get(partition, 0) + 1
+        for workflow_id in self._joins.on(partitions):
             del self._joins[workflow_id]
             self._evicting.discard(workflow_id)
         for workflow_id in [w for w, (p, _) in self._ended.items() if p in partitions]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from podium.conductor.owned import Owned
 from podium.events import Mode
+from podium.runtime.owned import Owned
 from podium.workflow.state import WorkflowState
 from podium.workflow.states import WorkflowStatus
 
@@ -24,7 +24,7 @@ def state(n: int) -> WorkflowState:
 
 
 def test_cold_states_come_back_equal_and_hot_again() -> None:
-    owned = Owned(hot=2)
+    owned = Owned(hot=2, model=WorkflowState)
     for n in range(5):
         owned[f"w{n}"] = (n % 3, Mode.CHOREOGRAPHY, state(n))
     assert len(owned) == 5 and "w0" in owned and "nope" not in owned
@@ -43,4 +43,4 @@ def test_cold_states_come_back_equal_and_hot_again() -> None:
 
 def test_at_least_the_state_being_decided_stays_decoded() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        Owned(hot=0)
+        Owned(hot=0, model=WorkflowState)

@@ -539,7 +539,7 @@ class WaitParticipant(Participant):
         joined = self._joins.get(waiting.workflow_id)
         if joined is None:
             return
-        partition, join = joined
+        partition, _, join = joined
         if publish:
             self._ledger.finished(outcome)
             event = self._outcome_event(join, outcome)

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from podium.client import Client, Ended, prepare_topics
+from podium.conductor import conductor as conductor_module
 from podium.conductor.conductor import Tracker
 from podium.oneshot import build_parts
 from podium.runtime.settings import Settings
+from podium.services import participant as participant_module
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definitions
 from podium.workflow.machine import WorkflowState
@@ -63,14 +65,24 @@ def kafka(transport: str) -> str:
     return transport
 
 
-@pytest.fixture(scope="module", params=["orchestration", "choreography"])
+@pytest.fixture(scope="module", params=["orchestration", "choreography", "choreography-cold"])
 async def deployment(kafka: str, request: pytest.FixtureRequest) -> AsyncIterator[Deployment]:
-    """Task services and a conductor (orchestration) or a tracker (choreography)."""
-    mode = request.param
+    """Task services and a conductor (orchestration) or a tracker (choreography).
+
+    `choreography-cold`, on the in-memory bus: every participant keeps one join decoded
+    and the tracker one state (`HOT_JOINS`, `HOT_STATES`), so the others wait as JSON and
+    come back at every step."""
+    mode, _, cold = request.param.partition("-")
+    if cold and not kafka.startswith("memory://"):
+        pytest.skip("spilling is the processors' business: the in-memory bus shows it")
     settings = settings_for(kafka)
     catalog = Catalog([*load_definitions(FLOWS).values(), *RANDOM_DAGS])
     await prepare_topics(kafka, settings, catalog.task_types)
-    parts = build_parts(catalog, test_services.services, kafka, settings, mode)
+    with pytest.MonkeyPatch.context() as patch:  # read when the parts are built
+        if cold:
+            patch.setattr(participant_module, "HOT_JOINS", 1)
+            patch.setattr(conductor_module, "HOT_STATES", 1)
+        parts = build_parts(catalog, test_services.services, kafka, settings, mode)
     if mode == "orchestration":  # a tracker watching beside the conductor, as deployed
         parts.append(Tracker(catalog, kafka, settings, on_state=_notify))
     tasks = [asyncio.create_task(part.run()) for part in parts]

@@ -76,7 +76,7 @@ async def test_choreography_services_forget_settled_workflows(kafka: str) -> Non
             results = await asyncio.wait_for(asyncio.gather(*map(client.expect, ids)), 60)
             assert [r.state for r in results] == ["Succeeded"] * 20 + ["Compensated"] * 5
             deadline = asyncio.get_running_loop().time() + 20
-            while any(p._joins.keys() & set(ids) for p in participants):
+            while any(w in p._joins for p in participants for w in ids):
                 assert asyncio.get_running_loop().time() < deadline, "joins never evicted"
                 await asyncio.sleep(0.05)  # polls the participants' memory
             runs = len(test_services.CALLS)

@@ -155,13 +155,15 @@ def participant_values() -> list[bytes]:
             failed=True,
         ),
     ]
-    values = [_participant(j.workflow_id, {j.workflow_id: (0, j)}, {}) for j in joins]
+    values = [
+        _participant(j.workflow_id, {j.workflow_id: (0, Mode.CHOREOGRAPHY, j)}, {}) for j in joins
+    ]
     values.append(_participant("w5", {}, {"w5": (0, 1764470000.25)}))
     return values
 
 
 def _participant(
-    workflow_id: str, joins: dict[str, tuple[int, Join]], ended: dict[str, tuple[int, float]]
+    workflow_id: str, joins: dict[str, tuple[int, Mode, Join]], ended: dict[str, tuple[int, float]]
 ) -> bytes:
     fake = SimpleNamespace(_joins=joins, _ended=ended)
     value = Participant.snapshot(fake, workflow_id)  # type: ignore[arg-type]
