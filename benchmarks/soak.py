@@ -6,10 +6,11 @@ driver triggers workflows at a fixed rate (open loop) for `--minutes`, then wait
 the last ends. Sampled:
 
 - the resident memory (VmRSS) of every process, the broker's included, every 5 s;
-- at the end of the first minute and of the last: each state changelog's records and
-  bytes, and its restore time (`podium.runtime.changelog.restore` over every partition
-  with the role's own snapshot parser: what a restarted conductor, tracker or
-  participant does before it takes work).
+- at the end of the first minute, every 5 minutes, and after the last ends: each state
+  changelog's records (tombstones among them) and bytes, its live keys, and its restore
+  time (`podium.runtime.changelog.restore` over every partition with the role's own
+  snapshot parser: what a restarted conductor, tracker or participant does before it
+  takes work).
 
 "Flat" means: last minute's mean RSS against the first's, and restore time and
 changelog size per workflow still in memory, not per workflow ever run. tansu keeps
@@ -43,6 +44,9 @@ from podium.services import snapshot as service_snapshot
 
 ROOT = Path(__file__).resolve().parent
 SERVICES = [f"bench-s{i}" for i in range(1, 6)]
+#: the changelogs are measured at 60 s, then this often (the trigger loop waits meanwhile
+#: and catches up after: a restore takes seconds)
+MEASURE_EVERY_S = 300.0
 
 
 def changelogs(mode: str) -> dict[str, Callable[[bytes], Any]]:
@@ -59,14 +63,16 @@ async def measure_changelogs(bootstrap: str, driver: Any, mode: str) -> dict[str
     partitions = set(range(driver.settings.partitions))
     found: dict[str, Any] = {}
     for topic, parse in changelogs(mode).items():
-        records = size = 0
+        records = size = tombstones = 0
         async for record in read_partitions(bootstrap, topic, partitions):
             records += 1
+            tombstones += record.value is None
             size += len(record.value or b"") + len(record.key or b"")
         started = time.perf_counter()
         keys = await restore(bootstrap, topic, partitions, parse)
         found[topic] = {
             "records": records,
+            "tombstones": tombstones,
             "mb": round(size / 1e6, 2),
             "live_keys": len(keys),
             "restore_s": round(time.perf_counter() - started, 2),
@@ -86,6 +92,7 @@ async def soak(bootstrap: str, mode: str, minutes: float, rate: float) -> dict[s
         with Sampler(pids, every=5.0) as sampler:
             started = time.perf_counter()
             i = 0
+            due_measure = min(60.0, duration / 2)
             while (elapsed := time.perf_counter() - started) < duration:
                 due = int(elapsed * rate)
                 while i < due:
@@ -95,11 +102,14 @@ async def soak(bootstrap: str, mode: str, minutes: float, rate: float) -> dict[s
                     )
                     ends[wid] = (i, driver.client.expect(wid))
                     i += 1
-                if "first" not in snapshots and elapsed >= min(60.0, duration / 2):
-                    snapshots["first"] = {
+                if elapsed >= due_measure:  # the first at 60 s, then every 5 minutes
+                    measured = {
                         "at_s": round(elapsed),
                         **await measure_changelogs(bootstrap, driver, mode),
                     }
+                    snapshots.setdefault("first", measured)
+                    snapshots.setdefault("during", []).append(measured)
+                    due_measure += MEASURE_EVERY_S
                 await asyncio.sleep(0.05)
             sent = i
             futures = [f for _, f in ends.values()]
