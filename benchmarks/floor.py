@@ -23,14 +23,20 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import orjson
 from aiokafka import TopicPartition
 from harness import STEPS, closed_loop, percentile, sequential_latencies
 
-from podium.runtime.kafka import ensure_topics, make_consumer, make_producer
+from podium.runtime.kafka import (
+    ensure_topics,
+    fetch_wait_ms,
+    learn_broker,
+    make_consumer,
+    make_producer,
+)
 from podium.runtime.settings import ConsumerSettings, Settings
 
 #: the partition count of every topic, as for Podium (PODIUM_PARTITIONS, default 8)
@@ -215,33 +221,63 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def broker_pid(bootstrap: str) -> int | None:
+    """The broker's process: `PODIUM_BENCH_BROKER_PID` (set by run.py for the Apache Kafka
+    broker it starts), or the embedded tansu process listening on `bootstrap`."""
+    if os.environ.get("PODIUM_BENCH_BROKER_PID"):
+        return int(os.environ["PODIUM_BENCH_BROKER_PID"])
+    needle = f"tcp://{bootstrap}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"tansu" in cmdline and needle in cmdline:
+                return int(entry.name)
+    return None
+
+
 class MeasuredFloor(FloorChain):
-    """FloorChain plus the relays' CPU seconds per workflow during throughput."""
+    """FloorChain plus the CPU per workflow of the relays, the broker and the driver during
+    throughput, split as the Podium systems report theirs (the broker's per record is
+    what the floor's records cost it: the Podium systems' share of it scales with theirs)."""
 
     relays: list[asyncio.subprocess.Process]
     stats: dict[str, object]
+    broker: int | None = None
 
     async def run_throughput(self, n: int, concurrency: int) -> float:
-        before = sum(cpu_seconds(p.pid) for p in self.relays)
-        start = time.process_time()
-        seconds = await super().run_throughput(n, concurrency)
-        driver = time.process_time() - start
-        relays = sum(cpu_seconds(p.pid) for p in self.relays) - before
-        self.stats = {
-            "hop_p50_ms": self.hop_p50,
-            "relay_cpu_s": round(relays, 2),
-            "driver_cpu_s": round(driver, 2),
-            "relay_cpu_ms_per_workflow": round(relays * 1000 / n, 3),
-        }
+        throughput = super().run_throughput(n, concurrency)
+        seconds, cpu = await with_cpu(throughput, self.relays, self.broker, n)
+        self.stats = {"hop_p50_ms": self.hop_p50, "cpu_ms_per_workflow": cpu}
         return seconds
+
+
+async def with_cpu(
+    run: Awaitable[float], relays: list[asyncio.subprocess.Process], broker: int | None, n: int
+) -> tuple[float, dict[str, float]]:
+    """`run`'s seconds, and the CPU ms per workflow of the relays, the broker (when known)
+    and this driver while it ran: the floor's split, as the Podium systems report theirs."""
+    before = sum(cpu_seconds(p.pid) for p in relays)
+    broker_before = cpu_seconds(broker) if broker else 0.0
+    start = time.process_time()
+    seconds = await run
+    cpu = {
+        "relays": sum(cpu_seconds(p.pid) for p in relays) - before,
+        "driver": time.process_time() - start,
+    }
+    if broker:
+        cpu["broker"] = cpu_seconds(broker) - broker_before
+    return seconds, {name: round(s * 1000 / n, 3) for name, s in cpu.items()}
 
 
 @contextlib.asynccontextmanager
 async def chain(bootstrap: str, fetch_max_wait_ms: int | None = None) -> AsyncIterator[FloorChain]:
     """The floor as a harness system: topics, five relay processes, a warmed-up driver."""
-    wait = fetch_max_wait_ms if fetch_max_wait_ms is not None else _default_wait()
+    wait = fetch_max_wait_ms if fetch_max_wait_ms is not None else await default_wait(bootstrap)
     await ensure_topics(bootstrap, [topic(s) for s in range(STEPS + 1)], PARTITIONS)
     driver = MeasuredFloor(bootstrap, wait)
+    driver.broker = broker_pid(bootstrap)
     await driver.start()
     relays = await start_relays(bootstrap, wait)
     driver.relays = relays
@@ -255,8 +291,11 @@ async def chain(bootstrap: str, fetch_max_wait_ms: int | None = None) -> AsyncIt
         await stop_relays(relays)
 
 
-def _default_wait() -> int:
-    return Settings().consumer.fetch_max_wait_ms  # PODIUM_CONSUMER__FETCH_MAX_WAIT_MS, or 5
+async def default_wait(bootstrap: str) -> int:
+    """PODIUM_CONSUMER__FETCH_MAX_WAIT_MS, or what Podium's consumers use on this broker:
+    the floor parks its fetches as long as they do (500 ms on Kafka, 5 on tansu)."""
+    await learn_broker(bootstrap)
+    return fetch_wait_ms(bootstrap, Settings().consumer)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,12 @@ from floor import (
     READY_TIMEOUT_S,
     WARMUP,
     WORKFLOW_TIMEOUT_S,
+    broker_pid,
     consumer_settings,
-    cpu_seconds,
+    default_wait,
     stop_relays,
+    with_cpu,
 )
-from floor import _default_wait as default_wait
 from harness import closed_loop, sequential_latencies
 from shapes import Shape
 
@@ -198,6 +199,7 @@ class ShapeFloor:
         self.pending: dict[bytes, asyncio.Future[Doc]] = {}
         self.next_id = 0
         self.relays: list[asyncio.subprocess.Process] = []
+        self.broker: int | None = None
         self.stats: dict[str, object] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -255,10 +257,9 @@ class ShapeFloor:
         return await sequential_latencies(self.one, n, first=self._take(n))
 
     async def run_throughput(self, n: int, concurrency: int) -> float:
-        before = sum(cpu_seconds(p.pid) for p in self.relays)
-        seconds = await closed_loop(self.one, n, concurrency, first=self._take(n))
-        relays = sum(cpu_seconds(p.pid) for p in self.relays) - before
-        self.stats = {"cpu_ms_per_workflow": {"relays": round(relays * 1000 / n, 3)}}
+        throughput = closed_loop(self.one, n, concurrency, first=self._take(n))
+        seconds, cpu = await with_cpu(throughput, self.relays, self.broker, n)
+        self.stats = {"cpu_ms_per_workflow": cpu}
         return seconds
 
     async def warm_up(self) -> None:
@@ -270,9 +271,10 @@ class ShapeFloor:
 @contextlib.asynccontextmanager
 async def system(bootstrap: str, shape: Shape) -> AsyncIterator[ShapeFloor]:
     """The shape's floor as a harness system: topics, one relay process each, a driver."""
-    wait = default_wait()
+    wait = await default_wait(bootstrap)
     await ensure_topics(bootstrap, topics_of(shape.name), PARTITIONS)
     driver = ShapeFloor(bootstrap, shape, wait)
+    driver.broker = broker_pid(bootstrap)
     await driver.start()
     driver.relays = [
         await asyncio.create_subprocess_exec(

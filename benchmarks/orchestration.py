@@ -55,13 +55,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from floor import cpu_seconds
+from floor import broker_pid, cpu_seconds
 from harness import closed_loop, percentile, sequential_latencies
 from shapes import SHAPES, Shape
 
 from podium.client import Client, prepare_topics
 from podium.events import topics
 from podium.runtime.changelog import read_partitions
+from podium.runtime.kafka import fetch_wait_ms, learn_broker
 from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
 from podium.workflow.loader import load_definition
@@ -182,22 +183,6 @@ async def stop(procs: list[Proc]) -> dict[str, int | None]:
         if proc.pump is not None:
             await proc.pump
     return codes
-
-
-def broker_pid(bootstrap: str) -> int | None:
-    """The broker's process: `PODIUM_BENCH_BROKER_PID` (set by run.py for the Apache Kafka
-    broker it starts), or the embedded tansu process listening on `bootstrap`."""
-    if os.environ.get("PODIUM_BENCH_BROKER_PID"):
-        return int(os.environ["PODIUM_BENCH_BROKER_PID"])
-    needle = f"tcp://{bootstrap}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes()
-            if b"tansu" in cmdline and needle in cmdline:
-                return int(entry.name)
-    return None
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -432,6 +417,7 @@ async def chain(
 ) -> AsyncIterator[PodiumChain]:
     """Podium as a harness system: topics, conductor/tracker + services, a warmed-up driver."""
     settings = Settings()
+    await learn_broker(bootstrap)  # the driver's consumer parks its fetches as the parts do
     spec = MODES[mode]
     driver = PodiumChain(name, bootstrap, settings, layout, spec, shape)
     # compensations' types too: the saga's undo commands need their topics
@@ -457,7 +443,7 @@ async def chain(
             print(
                 f"{name}: {len(procs)} processes ready in {ready_s:.1f}s (mode {mode}, "
                 f"layout {layout}, "
-                f"W={settings.consumer.fetch_max_wait_ms} ms, "
+                f"W={fetch_wait_ms(bootstrap, settings.consumer)} ms, "
                 f"pids {' '.join(f'{p.name}={p.pid}' for p in procs)}, logs {logs})",
                 flush=True,
             )

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         out,
         results,
         broker="external" if settings.bootstrap_servers else kind,
-        fetch_max_wait_ms=Settings().consumer.fetch_max_wait_ms,
+        fetch_max_wait_ms=Settings().consumer.fetch_max_wait_ms or "as suits the broker",
     )
     print(f"\nwrote {out}")
     print_results(results)

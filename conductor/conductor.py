@@ -45,6 +45,7 @@ from podium.events import (
     Mode,
     RawRecord,
     TaskFailed,
+    TaskStarted,
     TaskSucceeded,
     WorkflowCancelAccepted,
     WorkflowCancelRequested,
@@ -158,6 +159,7 @@ class Conductor(BaseProcessor):
             rejected=(UnknownWorkflow,),
             refuse=self.refuse,
             only=only,
+            ignored=frozenset({TaskStarted.event_type}),
         )
         self.loop = Loop(spec, self, bootstrap_servers, settings)
         self.ready = self.loop.ready

@@ -35,7 +35,7 @@ from podium.workflow.states import WorkflowStatus
 
 
 def command_event(state: WorkflowState, command: machine.RunTask, source: str) -> CloudEvent:
-    payload = TaskCommand.model_construct(
+    payload = TaskCommand(
         workflow=state.name,
         version=state.version,
         command_id=command.command_id,

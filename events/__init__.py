@@ -13,6 +13,7 @@ from podium.events.codec import (
     dead_letter,
     decode,
     encode,
+    event_type,
     salvage,
 )
 from podium.events.envelope import ONESHOT_SOURCE, CloudEvent, new_event
@@ -58,6 +59,7 @@ __all__ = [
     "dead_letter",
     "decode",
     "encode",
+    "event_type",
     "new_event",
     "salvage",
     "topics",

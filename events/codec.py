@@ -107,7 +107,9 @@ def encode(event: CloudEvent) -> KafkaRecord:
         value = getattr(event, name)
         if value is not None:
             headers.append((f"ce_{name}", value.encode()))
-    value = orjson.dumps(event.data.model_dump(mode="json"))
+    # pydantic's own serialiser: the same JSON as `model_dump(mode="json")` through orjson
+    # at half the cost, and no 64-bit limit on an input's integers
+    value = event.data.__pydantic_serializer__.to_json(event.data)
     return KafkaRecord(key=event.key, value=value, headers=headers)
 
 
@@ -145,6 +147,14 @@ def decode(raw: RawRecord) -> CloudEvent:
         return CloudEvent.model_validate({**attrs, "data": data})
     except ValidationError as exc:
         raise DecodeError(f"invalid CloudEvent attributes: {_first_error(exc)}", raw) from None
+
+
+def event_type(headers: Headers) -> bytes | None:
+    """A record's `ce_type` header as it came, without decoding the record."""
+    for name, value in headers:
+        if name == "ce_type":
+            return value
+    return None
 
 
 def salvage(raw: RawRecord) -> tuple[dict[str, str], Any]:

@@ -738,7 +738,10 @@ async def _serve(build: Any, settings: Settings) -> None:
     within `drain_timeout_s`; past that, or at a second signal, what is left is
     abandoned (at-least-once: it runs again elsewhere) and the process exits 1."""
     from podium import health
+    from podium.runtime.kafka import learn_broker
 
+    if settings.bootstrap_servers:  # else the embedded broker, tansu, started here
+        await learn_broker(settings.bootstrap_servers)
     parts = build()
     loop = asyncio.get_running_loop()
     status = health.Health(lambda: all(part.ready.is_set() for part in parts))

@@ -129,6 +129,7 @@ class Participant(BaseProcessor):
             changelog=self.changelog,
             rejected=(UnknownWorkflow,),
             only=only,
+            ignored=frozenset({TaskStarted.event_type}),
         )
         self.loop = Loop(spec, self, bootstrap_servers, settings)
         self.ready = self.loop.ready

@@ -70,8 +70,6 @@ log = logging.getLogger("podium.service")
 
 Outcome = TaskSucceeded | TaskFailed
 
-#: seconds between offset commits (each one is a broker round trip)
-COMMIT_INTERVAL = 0.05
 #: ended workflows a worker remembers (read from the lifecycle topic on assignment)
 ENDED_WORKFLOWS = 100_000
 
@@ -100,6 +98,8 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._offsets = OffsetTracker()
         self._last_commit = time.monotonic()
+        #: seconds between offset commits (each one is a broker round trip)
+        self._commit_interval = settings.commit_interval_ms / 1000
         self._committing: asyncio.Task[None] | None = None
         self._ledger = Ledger(settings.max_deliveries)
         #: command ids of the batch being collected (a batch can carry one command twice)
@@ -169,7 +169,7 @@ class Worker:
                     else:
                         jobs.append(job)
             await self._start(jobs)
-            due = time.monotonic() - self._last_commit >= COMMIT_INTERVAL
+            due = time.monotonic() - self._last_commit >= self._commit_interval
             if due and (self._committing is None or self._committing.done()):
                 # in the background: a commit under load takes longer than a batch
                 self._committing = asyncio.create_task(self._commit())

@@ -20,6 +20,7 @@ from podium.events import (
     dead_letter,
     decode,
     encode,
+    event_type,
     new_event,
     topics,
 )
@@ -151,3 +152,11 @@ def test_dead_letter_record_keeps_the_bytes_and_names_the_reason() -> None:
     assert headers["podium_dlq_partition"] == b"2"
     assert headers["podium_dlq_offset"] == b"17"
     assert b"missing CloudEvents header" in headers["podium_dlq_reason"]
+
+
+def test_the_event_type_is_read_from_the_headers_without_decoding() -> None:
+    """What a loop skips undecoded (`Spec.ignored`): the start markers, by `ce_type`."""
+    record = encode(command_event())  # type: ignore[arg-type]
+    assert event_type(record.headers) == b"podium.task.command"
+    assert event_type([("ce_id", b"x")]) is None
+    assert event_type([("ce_type", b"\xff")]) == b"\xff"  # as it came: no decoding

@@ -157,6 +157,7 @@ class _Reporting(Probe):
 
 async def _main(args: argparse.Namespace) -> None:
     from podium.loading import load_services
+    from podium.runtime.kafka import learn_broker
     from podium.workflow.loader import load_definition
 
     scope = Scope(args.prefix, Mode(args.mode))
@@ -164,6 +165,7 @@ async def _main(args: argparse.Namespace) -> None:
     services = scope.services(load_services(args.services), _Reporting(args.fail_rate))
     catalog = Catalog([definition])
     keep = args.role.__eq__
+    await learn_broker(args.bootstrap)  # the fetch wait that suits the broker, as a role's
     (part,) = scope.parts(catalog, services, args.bootstrap, Settings(), keep)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -20,6 +20,7 @@ from sqlalchemy import exc
 from podium.events import CloudEvent, topics
 from podium.history.database import Database, HistoryError, describe
 from podium.history.rows import Batch
+from podium.runtime.kafka import fetch_wait_ms
 from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.settings import Settings
 from podium.workflow.catalog import Catalog
@@ -51,10 +52,9 @@ class Recorder(BaseProcessor):
         self.database = database
         #: one-shot (`podium run`): this workflow only (see `Spec.only`)
         self.only = only
-        consumer = settings.consumer
-        if consumer.fetch_max_wait_ms < FETCH_MAX_WAIT_MS:
-            consumer = consumer.model_copy(update={"fetch_max_wait_ms": FETCH_MAX_WAIT_MS})
-            settings = settings.model_copy(update={"consumer": consumer})
+        wait = max(fetch_wait_ms(bootstrap_servers, settings.consumer), FETCH_MAX_WAIT_MS)
+        consumer = settings.consumer.model_copy(update={"fetch_max_wait_ms": wait})
+        settings = settings.model_copy(update={"consumer": consumer})
         task_topics = topics.task_topics(catalog.task_types)
         spec = Spec(
             name=self.name,

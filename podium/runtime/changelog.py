@@ -19,7 +19,7 @@ from typing import TypeVar
 from aiokafka import ConsumerRecord, TopicPartition
 
 from podium.events import CloudEvent, DecodeError, decode
-from podium.runtime.kafka import make_consumer, raw_record
+from podium.runtime.kafka import PARKED_FETCH_WAIT_MS, make_consumer, raw_record
 from podium.runtime.settings import ConsumerSettings
 
 log = logging.getLogger("podium.changelog")
@@ -42,7 +42,13 @@ async def read_partitions(
     """
     if not partitions:
         return
-    consumer = make_consumer(bootstrap_servers, group_id=None, settings=settings)
+    # a bulk read that ends on an empty fetch at the end: short waits, on every broker
+    consumer = make_consumer(
+        bootstrap_servers,
+        group_id=None,
+        settings=settings,
+        fetch_max_wait_ms=PARKED_FETCH_WAIT_MS,
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -28,7 +28,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from podium import metrics
-from podium.events import CloudEvent, RawRecord
+from podium.events import CloudEvent, RawRecord, event_type
 from podium.runtime.commits import AckedCommits
 from podium.runtime.kafka import ContiguousReader, create_topics, make_consumer, make_producer
 from podium.runtime.membership import Membership
@@ -131,6 +131,11 @@ class Spec:
     take: Callable[[ConsumerRecord[bytes, bytes], float], None] | None = None
     #: a group with no committed offset starts at the end of its inputs
     from_end: bool = False
+    #: event types the processor never acts on, skipped by their `ce_type` header before
+    #: decoding (the services' start markers, which share the outcome topics): half the
+    #: records the conductor reads. One of them that is garbage is not dead-lettered here;
+    #: the history store, which records markers, dead-letters it.
+    ignored: frozenset[str] = frozenset()
 
 
 class Loop:
@@ -159,8 +164,9 @@ class Loop:
         # what one batch caused, sent together and acknowledged before the commit
         self.outbox = Outbox(self.producer, spec.changelog)
         self.reader = ContiguousReader(self.consumer)
+        self._ignored = frozenset(t.encode() for t in spec.ignored)
         self._lag = metrics.Lag(group, self.reader.lag)
-        self._commits = AckedCommits(self.consumer)
+        self._commits = AckedCommits(self.consumer, interval=settings.commit_interval_ms / 1000)
         self._membership = Membership(self.consumer, settings.consumer.session_timeout_ms)
 
     def stop(self) -> None:
@@ -202,6 +208,8 @@ class Loop:
                     self.spec.take(record, now)
                 continue
             for record in batch[tp]:
+                if self._ignored and event_type(record.headers) in self._ignored:
+                    continue
                 handle(record, route, self.outbox, self.spec.rejected, refuse)
         self.processor.fire(now)
         await self.processor.flush()

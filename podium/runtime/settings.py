@@ -20,9 +20,12 @@ from podium.events import Mode
 
 
 class ConsumerSettings(BaseModel):
-    # tansu re-reads storage for a parked fetch only at 0, W/2, 3W/4... of W, so W
-    # is the per-hop latency floor: 5 ms gives ~2.4 ms per idle hop (DESIGN.md).
-    fetch_max_wait_ms: int = Field(5, ge=0, le=10_000)
+    # How long a fetch parks on the broker when there is nothing to read. Unset: as suits
+    # the broker (`podium.runtime.kafka.learn_broker`): 500 ms on Apache Kafka, which
+    # answers a parked fetch when data arrives; 5 ms on tansu, which re-reads storage for
+    # a parked fetch only at 0, W/2, 3W/4... of W, so that W is its per-hop latency
+    # floor (5 ms gives ~2.4 ms per idle hop; DESIGN.md).
+    fetch_max_wait_ms: int | None = Field(None, ge=0, le=10_000)
     # Group changes on tansu are set by the session timeout (a join waits about half).
     session_timeout_ms: int = Field(6_000, ge=1_000)
     heartbeat_interval_ms: int = Field(1_000, ge=100)
@@ -79,6 +82,10 @@ class Settings(BaseSettings):
     #: at most, whatever their age (the oldest are forgotten first, and tombstoned in the
     #: changelog): about 1 KB of memory each at the conductor and tracker
     ended_ids: int = Field(100_000, ge=1)
+    #: how often a consumer commits its input (Kafka Streams' `commit.interval.ms`); the
+    #: conductor, tracker and participants write each changed state once per interval, so
+    #: a longer one writes fewer snapshots and a crash replays more input
+    commit_interval_ms: int = Field(200, ge=1, le=600_000)
     consumer: ConsumerSettings = ConsumerSettings()
 
 

@@ -13,7 +13,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from podium.broker import api_versions_round_trip, free_port
 from podium.events import TaskSucceeded, decode, encode, new_event
-from podium.runtime.kafka import ensure_topics, make_consumer, make_producer, raw_record, send
+from podium.runtime.kafka import (
+    PARKED_FETCH_WAIT_MS,
+    WAKING_FETCH_WAIT_MS,
+    ensure_topics,
+    fetch_wait_ms,
+    learn_broker,
+    make_consumer,
+    make_producer,
+    raw_record,
+    send,
+)
+from podium.runtime.settings import ConsumerSettings
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +135,39 @@ def test_help_lists_commands_and_unknown_options_fail() -> None:
     )
     assert bad.returncode == 2
     assert "No such option" in bad.stderr and "--bogus" in bad.stderr
+
+
+async def test_consumers_park_fetches_as_long_as_the_broker_answers_them_early(
+    kafka: str, unique: str, request: pytest.FixtureRequest
+) -> None:
+    """Apache Kafka answers a parked fetch as soon as a record arrives, so its consumers
+    may park for 500 ms (no empty fetch every 5 ms, on either side) and a record still
+    reaches one at once; tansu is asked for 5 ms fetches, as it needs (DESIGN.md)."""
+    is_kafka = request.node.callspec.params["kafka"] != "embedded"
+    assert await learn_broker(kafka) is is_kafka
+    wait = fetch_wait_ms(kafka, ConsumerSettings())
+    assert wait == (WAKING_FETCH_WAIT_MS if is_kafka else PARKED_FETCH_WAIT_MS)
+    assert fetch_wait_ms(kafka, ConsumerSettings(fetch_max_wait_ms=7)) == 7  # as set wins
+    topic = f"{unique}.parked"
+    await ensure_topics(kafka, [topic], partitions=1)
+    consumer = make_consumer(kafka, topic, group_id=None)
+    producer = make_producer(kafka)
+    await consumer.start()
+    await producer.start()
+    hops = []
+    try:
+        await consumer.getmany(timeout_ms=100)  # positioned at the end, a fetch parked
+        for n in range(5):
+            sent = time.monotonic()
+            await producer.send_and_wait(topic, key=b"k", value=str(n).encode())
+            got: list[bytes | None] = []
+            while not got:
+                batch = await consumer.getmany(timeout_ms=1_000)
+                got = [r.value for records in batch.values() for r in records]
+            assert got == [str(n).encode()]
+            hops.append(time.monotonic() - sent)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    # a broker that kept the record until the park ran out would take ~wait / 2 a hop
+    assert sorted(hops)[2] < 0.15, f"hops {hops} with fetches parked up to {wait} ms"
