@@ -58,6 +58,7 @@ import orjson
 from floor import broker_pid, cpu_seconds
 from harness import closed_loop, percentile, sequential_latencies
 from shapes import SHAPES, Shape
+from wire_driver import WireClient
 
 from podium.client import Client, prepare_topics
 from podium.events import topics
@@ -207,7 +208,9 @@ class PodiumChain:
         self.mode = mode
         self.shape = shape
         self.definition = load_definition(shape.definition)
-        self.client = Client(bootstrap, settings)
+        self.client: Client | WireClient = Client(bootstrap, settings)
+        if os.environ.get("PODIUM_BENCH_DRIVER") == "wire":  # run.py --driver wire
+            self.client = WireClient(bootstrap, fetch_wait_ms(bootstrap, settings.consumer))
         self.run_id = uuid.uuid4().hex[:8]
         self.next_id = 0
         self.procs: list[Proc] = []

@@ -68,6 +68,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="py-spy the conductor (tracker) and a service during throughput (podium systems)",
     )
     p.add_argument(
+        "--driver",
+        choices=["client", "wire"],
+        default="client",
+        help="the Podium systems' driver: podium.client, or benchmarks/wire_driver.py, which "
+        "speaks only the wire contract (plain aiokafka and JSON)",
+    )
+    p.add_argument(
         "--loopstats",
         action="store_true",
         help="time the consume loops of the podium processes (benchmarks/loopstats.py)",
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["PODIUM_BENCH_PROFILE"] = str(args.profile.resolve())
     if args.loopstats:
         os.environ["PODIUM_BENCH_LOOPSTATS"] = "1"
+    os.environ["PODIUM_BENCH_DRIVER"] = args.driver
     settings = Settings()
     groups = [[n] for n in names] if args.fresh_broker else [names]
     results = []
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         results,
         broker="external" if settings.bootstrap_servers else kind,
         fetch_max_wait_ms=Settings().consumer.fetch_max_wait_ms or "as suits the broker",
+        driver=args.driver,
     )
     print(f"\nwrote {out}")
     print_results(results)
