@@ -23,6 +23,7 @@ from podium.events import (
     WorkflowTriggered,
     decode,
     encode,
+    event_type,
     new_event,
     topics,
 )
@@ -104,6 +105,10 @@ def deployment_topics(task_types: set[str], published: list[str], services: list
             *published,
         }
     )
+
+
+#: the `ce_type` of a workflow's end, as its header carries it
+ENDS = {WorkflowCompleted.event_type.encode(), WorkflowFailed.event_type.encode()}
 
 
 class Client:
@@ -192,8 +197,8 @@ class Client:
             for records in batch.values():
                 for record in records:
                     future = self._waiting.get(record.key.decode() if record.key else "")
-                    if future is None or future.done():
-                        continue
+                    if future is None or future.done() or event_type(record.headers) not in ENDS:
+                        continue  # the started announcement, too, is not decoded
                     try:
                         event = decode(raw_record(record))
                     except DecodeError as error:
