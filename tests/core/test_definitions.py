@@ -482,3 +482,34 @@ def test_a_value_nested_too_deep_is_refused_not_a_crash(
         assert problem.message == "JSON nests too deeply to read"
     else:
         assert (problem.task, problem.message) == ("a", "input.x: nests more than 100 levels deep")
+
+
+SCHEMAS = {
+    "plain": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}},
+    "local $ref": {
+        "$defs": {"count": {"type": "integer", "minimum": 0}},
+        "type": "object",
+        "properties": {"n": {"$ref": "#/$defs/count"}},
+    },
+    "pattern": {"type": "object", "properties": {"sku": {"type": "string", "pattern": "^A-"}}},
+}
+INPUTS = [{"n": 1}, {"n": -1}, {"n": "x"}, {}, {"sku": "A-1"}, {"sku": "B"}, {"n": 1.0}]
+
+
+@pytest.mark.parametrize("schema", list(SCHEMAS))
+def test_the_fast_input_check_agrees_with_jsonschema(schema: str) -> None:
+    """jsonschema_rs answers whether an input is valid on the hot path; jsonschema words
+    the refusal. Both must agree, or a refusal would come without a reason."""
+    import jsonschema
+
+    definition = Definition.model_validate(
+        {"name": "checked", "input_schema": SCHEMAS[schema], "tasks": [{"id": "a", "type": "t"}]}
+    )
+    reference = jsonschema.validators.validator_for(SCHEMAS[schema])(SCHEMAS[schema])
+    for value in INPUTS:
+        errors = definition.input_errors(value)
+        assert (errors == []) is reference.is_valid(value), (value, errors)
+        assert all(": " in e for e in errors)
+    validator = definition._validator
+    assert validator is not None
+    assert (validator.fast is None) is (schema == "local $ref")  # a $ref: jsonschema alone
