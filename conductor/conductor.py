@@ -16,7 +16,6 @@ deterministic, so services answer redeliveries from their recorded outcomes).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from collections import OrderedDict
@@ -59,6 +58,7 @@ from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
 from podium.runtime.owned import Owned
 from podium.runtime.settings import Settings
+from podium.runtime.timers import Timers
 from podium.workflow import machine
 from podium.workflow.catalog import Catalog, UnknownWorkflow
 from podium.workflow.failures import INPUT_ERROR, INVALID_TRIGGER, UNKNOWN_WORKFLOW
@@ -137,7 +137,8 @@ class Conductor(BaseProcessor):
         #: workflow id -> (partition, mode, state) for the partitions this process owns
         self._workflows = Owned(HOT_STATES, WorkflowState)
         #: (due, workflow id, timer id) for the owned workflows
-        self._timers: list[tuple[float, str, str]] = []
+        #: (due, workflow id, timer id): the machine's timers, EVICT and FORGET
+        self._timers: Timers[str] = Timers()
         self._owned: set[int] = set()
         #: the tracker's outcomes it cannot apply yet, persisted with the workflow
         self._held: dict[str, tuple[int, list[Outcome]]] = {}
@@ -207,7 +208,7 @@ class Conductor(BaseProcessor):
     # -- the processor ----------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next_due()
 
     def before_poll(self) -> None:
         """At `max_running` running workflows, new triggers wait on their topic.
@@ -372,8 +373,7 @@ class Conductor(BaseProcessor):
         return self._workflows[workflow_id][2] is not state
 
     def fire(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            _, workflow_id, timer_id = heapq.heappop(self._timers)
+        for workflow_id, timer_id in self._timers.due(now):
             if timer_id == FORGET:
                 self._forget(workflow_id)
                 continue
@@ -413,7 +413,7 @@ class Conductor(BaseProcessor):
         if workflow_id in self._finished:
             return
         self._finished[workflow_id] = None
-        heapq.heappush(self._timers, (ended_at + self.settings.retention_s, workflow_id, EVICT))
+        self._timers.add(ended_at + self.settings.retention_s, workflow_id, EVICT)
         if len(self._finished) > RETAINED_STATES:
             oldest = next(iter(self._finished))
             old_partition, _, old_state = self._workflows[oldest]
@@ -424,11 +424,8 @@ class Conductor(BaseProcessor):
     ) -> None:
         self._ended.put(workflow_id, EndedRecord.of(partition, mode, result))
         self._outbox.changed(workflow_id, partition)
-        heapq.heappush(
-            self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET)
-        )
-        if len(self._timers) > 2 * (len(self._workflows) + len(self._ended)) + 1_024:
-            self._keep_known_timers()
+        self._timers.add(ended_at + self.settings.ended_retention_s, workflow_id, FORGET)
+        self._timers.prune(self._knows, len(self._workflows) + len(self._ended))
 
     def _forget(self, workflow_id: str) -> None:
         """The id's retention has passed: a tombstone drops it from the changelog."""
@@ -440,11 +437,9 @@ class Conductor(BaseProcessor):
         """An ended id forgotten, by age or by count (`ended_ids`): the changelog forgets it too."""
         self._outbox.delete(workflow_id, ended.partition)
 
-    def _keep_known_timers(self) -> None:
-        """Drop the timers of ids no longer known (an id forgotten by count keeps its
-        FORGET timer until due, days later): the heap stays as small as what it times."""
-        self._timers = [t for t in self._timers if t[1] in self._workflows or t[1] in self._ended]
-        heapq.heapify(self._timers)
+    def _knows(self, workflow_id: str) -> bool:
+        """Whether the id is still here: running, retained, or remembered as ended."""
+        return workflow_id in self._workflows or workflow_id in self._ended
 
     def _decide(
         self,
@@ -475,7 +470,7 @@ class Conductor(BaseProcessor):
             self.command(partition, state, command)
         elif isinstance(command, machine.ScheduleTimer):
             if self.arms(command.purpose):
-                heapq.heappush(self._timers, (command.due, workflow_id, command.timer_id))
+                self._timers.add(command.due, workflow_id, command.timer_id)
         elif isinstance(command, machine.WorkflowFinished) and self.announces(mode):
             self._announce(partition, finished_event(state, self.source, mode))
             _report_end(state, mode)
@@ -557,7 +552,7 @@ class Conductor(BaseProcessor):
             return
         for timer_id, timer in state.timers.items():
             if self.arms(timer.purpose):
-                heapq.heappush(self._timers, (timer.due, workflow_id, timer_id))
+                self._timers.add(timer.due, workflow_id, timer_id)
         self.reissue(partition, state)
 
     def revoke(self, partitions: set[int]) -> None:
@@ -569,7 +564,7 @@ class Conductor(BaseProcessor):
             del self._held[workflow_id]
         for workflow_id in [w for w, e in self._ended.items() if e.partition in partitions]:
             self._ended.pop(workflow_id)
-        self._keep_known_timers()
+        self._timers.keep(self._knows)
 
 
 class Tracker(Conductor):

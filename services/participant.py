@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -59,6 +58,7 @@ from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
 from podium.runtime.owned import Owned
 from podium.runtime.settings import Settings
+from podium.runtime.timers import Timers
 from podium.services import snapshot
 from podium.services.deliveries import WINDOW, Ledger
 from podium.services.execute import execute, failure, outcome_event, started
@@ -112,7 +112,8 @@ class Participant(BaseProcessor):
         #: partition -> how often it was revoked: a handler's result counts only if its
         #: partition stayed ours (a join restored anew re-runs what was in flight)
         self._revoked: dict[int, int] = {}
-        self._timers: list[tuple[float, str, str, bool]] = []
+        #: (due, workflow id, (task id or EVICT or FORGET, compensation))
+        self._timers: Timers[tuple[str, bool]] = Timers()
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._executor = ThreadPoolExecutor(max_workers=min(settings.concurrency, 64))
@@ -164,7 +165,7 @@ class Participant(BaseProcessor):
             self.loop.reader.resume()
 
     def next_due(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next_due()
 
     async def drain(self) -> None:
         if self._running:
@@ -221,8 +222,7 @@ class Participant(BaseProcessor):
         return join
 
     def fire(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            _, workflow_id, task_id, compensation = heapq.heappop(self._timers)
+        for workflow_id, (task_id, compensation) in self._timers.due(now):
             found = self._joins.get(workflow_id)
             if task_id == FORGET:
                 ended = self._ended.pop(workflow_id)
@@ -248,21 +248,16 @@ class Participant(BaseProcessor):
     def _remember(self, partition: int, workflow_id: str, ended_at: float) -> None:
         self._ended.put(workflow_id, (partition, ended_at))
         self._outbox.changed(workflow_id, partition)
-        heapq.heappush(
-            self._timers, (ended_at + self.settings.ended_retention_s, workflow_id, FORGET, False)
-        )
-        if len(self._timers) > 2 * (len(self._joins) + len(self._ended)) + 1_024:
-            self._keep_known_timers()
+        self._timers.add(ended_at + self.settings.ended_retention_s, workflow_id, (FORGET, False))
+        self._timers.prune(self._knows, len(self._joins) + len(self._ended))
 
     def _tombstone(self, workflow_id: str, ended: tuple[int, float]) -> None:
         """An ended id forgotten, by age or by count (`ended_ids`): the changelog forgets it too."""
         self._outbox.delete(workflow_id, ended[0])
 
-    def _keep_known_timers(self) -> None:
-        """Drop the timers of ids no longer known (an id forgotten by count keeps its
-        FORGET timer until due, days later): the heap stays as small as what it times."""
-        self._timers = [t for t in self._timers if t[1] in self._joins or t[1] in self._ended]
-        heapq.heapify(self._timers)
+    def _knows(self, workflow_id: str) -> bool:
+        """Whether the id is still here: a join, or remembered as ended."""
+        return workflow_id in self._joins or workflow_id in self._ended
 
     # -- actions --------------------------------------------------------------------
 
@@ -271,18 +266,15 @@ class Participant(BaseProcessor):
         definition = self.catalog.get(join.name, join.version)
         if join.workflow_id not in self._evicting and rules.settled(definition, join):
             self._evicting.add(join.workflow_id)
-            heapq.heappush(
-                self._timers, (now + self.settings.retention_s, join.workflow_id, EVICT, False)
-            )
+            self._timers.add(now + self.settings.retention_s, join.workflow_id, (EVICT, False))
         for action in actions:
             if isinstance(action, Run):
                 task = asyncio.create_task(self._run(partition, definition, join, action))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             elif isinstance(action, Retry):
-                heapq.heappush(
-                    self._timers,
-                    (action.due, join.workflow_id, action.task_id, action.compensation),
+                self._timers.add(
+                    action.due, join.workflow_id, (action.task_id, action.compensation)
                 )
             elif isinstance(action, Report):
                 report = self._report(definition, join, action)
@@ -461,7 +453,7 @@ class Participant(BaseProcessor):
             self._evicting.discard(workflow_id)
         for workflow_id in [w for w, (p, _) in self._ended.items() if p in partitions]:
             self._ended.pop(workflow_id)
-        self._keep_known_timers()
+        self._timers.keep(self._knows)
 
 
 def _observed(data: TaskSucceeded | TaskFailed | TaskSkipped) -> tuple[S, Any, bool]:
