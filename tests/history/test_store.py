@@ -66,6 +66,34 @@ async def test_the_migrations_create_the_schema_the_code_declares(database: Data
     await database.migrate()  # at the head already: nothing to do
 
 
+async def test_a_store_made_before_0001_was_edited_is_repaired_and_written_to(
+    tmp_path: Path,
+) -> None:
+    """0001 gained `attempts.reason` and lost `transitions` before the first release: a
+    store made by its first cut is at 0001 without the column, and every write failed."""
+    path = tmp_path / "old.db"
+    old = sa.create_engine(f"sqlite:///{path}")
+    with old.begin() as connection:  # 0001's first cut: today's 0001, the old way
+        schema.metadata.create_all(connection)
+        connection.execute(sa.text("ALTER TABLE attempts DROP COLUMN reason"))
+        connection.execute(sa.text("CREATE TABLE transitions (workflow_id VARCHAR)"))
+        connection.execute(sa.text(f"CREATE TABLE {schema.VERSION_TABLE} (version_num VARCHAR)"))
+        connection.execute(sa.text(f"INSERT INTO {schema.VERSION_TABLE} VALUES ('0001')"))
+    old.dispose()
+    database = Database(f"sqlite:///{path}")
+    try:
+        await database.migrate()
+        story = order_saga()
+        await write(database, story.events)
+        workflow = await database.workflow("wf-order")
+        assert workflow is not None and workflow["state"] == "Compensated"
+        async with database.engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
+        assert "transitions" not in tables
+    finally:
+        await database.close()
+
+
 async def test_a_saga_is_recorded_with_its_attempts(database: Database) -> None:
     story = order_saga()
     await write(database, story.events)
