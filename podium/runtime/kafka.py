@@ -252,6 +252,11 @@ COMPACTED = {
     # restore would read a week of snapshots. Hourly segments bound what it reads to the
     # live keys plus about an hour of changes.
     "segment.ms": str(3_600_000),
+    # A tombstone (an ended id forgotten) is kept after compaction for this long, 24 h by
+    # default: at 40 workflows/s, 3.5 million tombstones a restore reads. An hour is
+    # plenty for a reader that is mid-restore to see it (a 20-minute soak at 40/s left
+    # 42,019 of them, growing one per workflow; benchmarks/README.md).
+    "delete.retention.ms": str(3_600_000),
 }
 
 

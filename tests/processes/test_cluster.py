@@ -194,6 +194,7 @@ async def compact_quickly(bootstrap: str, topic: str) -> None:
         configs = {entry[0]: entry[1] for entry in described.resources[0][4]}
         assert configs["cleanup.policy"] == "compact"  # create_topics made it a changelog
         assert configs["segment.ms"] == COMPACTED["segment.ms"]  # rolled hourly, compactable
+        assert configs["delete.retention.ms"] == COMPACTED["delete.retention.ms"]
         fast = {
             "cleanup.policy": "compact",
             "segment.ms": "200",
