@@ -39,7 +39,7 @@ class WireClient:
     async def __aenter__(self) -> WireClient:
         await self._producer.start()
         await self._consumer.start()
-        numbers = self._consumer.partitions_for_topic(WORKFLOWS) or set()
+        numbers = await self._producer.partitions_for(WORKFLOWS)  # waits for the metadata
         partitions = [TopicPartition(WORKFLOWS, n) for n in sorted(numbers)]
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
