@@ -210,7 +210,7 @@ class Conductor(BaseProcessor):
     def next_due(self) -> float | None:
         return self._timers.next_due()
 
-    def before_poll(self) -> None:
+    async def before_poll(self) -> None:
         """At `max_running` running workflows, new triggers wait on their topic.
 
         Outcomes keep flowing, so the running ones finish and make room: memory stays
@@ -578,7 +578,7 @@ class Tracker(Conductor):
     def accepts(self, mode: Mode) -> bool:
         return True
 
-    def before_poll(self) -> None:
+    async def before_poll(self) -> None:
         """No cap on running workflows: in choreography the services start them on their
         own, so a tracker that stopped reading triggers would only hold their outcomes."""
 

@@ -156,8 +156,13 @@ class Participant(BaseProcessor):
 
     # -- the processor ----------------------------------------------------------------
 
-    def before_poll(self) -> None:
-        """Stop fetching while every handler slot is busy; polling goes on (the session lives)."""
+    async def before_poll(self) -> None:
+        """While every handler slot is busy, wait until one frees, or 100 ms; only if none
+        did, stop fetching (polling goes on: the session lives). Short handlers free a slot
+        within milliseconds, and pausing costs a fetch again (aiokafka drops what it
+        fetched for a paused partition), so a full participant waits before it pauses."""
+        if len(self._running) >= self.settings.concurrency:
+            await asyncio.wait(self._running, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
         consumer = self.loop.consumer
         if len(self._running) >= self.settings.concurrency:
             consumer.pause(*consumer.assignment())

@@ -60,8 +60,9 @@ class Processor(Protocol):
     def revoke(self, partitions: set[int]) -> None:
         """Forget the state of partitions this member no longer owns."""
 
-    def before_poll(self) -> None:
-        """Backpressure, before each poll (pause or resume through the loop's reader)."""
+    async def before_poll(self) -> None:
+        """Backpressure, before each poll: wait a little, pause or resume (through the
+        loop's reader)."""
 
     async def flush(self) -> None:
         """After a batch is routed and the due timers fired, before what it caused is sent
@@ -94,7 +95,7 @@ class BaseProcessor:
     def revoke(self, partitions: set[int]) -> None:
         return None
 
-    def before_poll(self) -> None:
+    async def before_poll(self) -> None:
         return None
 
     async def flush(self) -> None:
@@ -179,7 +180,7 @@ class Loop:
         await self.consumer.start()
         try:
             while not self._stopping.is_set():
-                self.processor.before_poll()
+                await self.processor.before_poll()
                 batch = await self.reader.getmany(timeout_ms=self._poll_timeout_ms())
                 self._lag.tick()
                 await self._process(batch)
