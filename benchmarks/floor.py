@@ -30,6 +30,7 @@ import orjson
 from aiokafka import TopicPartition
 from harness import STEPS, closed_loop, percentile, sequential_latencies
 
+from podium.broker import embedded_pid
 from podium.runtime.kafka import (
     ensure_topics,
     fetch_wait_ms,
@@ -226,15 +227,7 @@ def broker_pid(bootstrap: str) -> int | None:
     broker it starts), or the embedded tansu process listening on `bootstrap`."""
     if os.environ.get("PODIUM_BENCH_BROKER_PID"):
         return int(os.environ["PODIUM_BENCH_BROKER_PID"])
-    needle = f"tcp://{bootstrap}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes()
-            if b"tansu" in cmdline and needle in cmdline:
-                return int(entry.name)
-    return None
+    return embedded_pid(bootstrap)
 
 
 class MeasuredFloor(FloorChain):

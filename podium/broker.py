@@ -64,6 +64,21 @@ def read_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
+def embedded_pid(bootstrap_servers: str) -> int | None:
+    """The process of the embedded broker (tansu) listening on `bootstrap_servers`, when
+    it runs on this machine: whose CPU `podium compare` and the benchmarks report."""
+    needle = f"tcp://{bootstrap_servers}".encode()
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                cmdline = (entry / "cmdline").read_bytes()
+                if b"tansu" in cmdline and needle in cmdline:
+                    return int(entry.name)
+    return None
+
+
 class EmbeddedBroker:
     """A tansu broker process; a context manager that stops it on exit."""
 

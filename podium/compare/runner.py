@@ -31,6 +31,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from podium.broker import embedded_pid
 from podium.client import Client, Ended, prepare_topics
 from podium.compare.child import Child, Sources, child_args
 from podium.compare.recovery import Kill, KillRecord
@@ -147,7 +148,7 @@ async def measure(
     load = os.getloadavg()[0]
     run_id = uuid.uuid4().hex[:8]
     wait_s = (definition.timeout or DEFAULT_WAIT_S - GRACE_S) + GRACE_S
-    broker = _broker_pid(bootstrap)
+    broker = embedded_pid(bootstrap)
     apart = options.kills or options.processes
     logs = Path(tempfile.mkdtemp(prefix="podium-compare-")) if apart else None
     runs: dict[Mode, ModeRun] = {}
@@ -384,20 +385,6 @@ async def _delete_topics(bootstrap: str, names: list[str]) -> None:
 
 
 # -- CPU -------------------------------------------------------------------------------
-
-
-def _broker_pid(bootstrap: str) -> int | None:
-    """The embedded broker's process (tansu listening on `bootstrap`), when it is one here."""
-    needle = f"tcp://{bootstrap}".encode()
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                cmdline = (entry / "cmdline").read_bytes()
-                if b"tansu" in cmdline and needle in cmdline:
-                    return int(entry.name)
-    return None
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
