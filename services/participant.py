@@ -58,6 +58,7 @@ from podium.runtime.loop import BaseProcessor, Loop, Spec
 from podium.runtime.outbox import Refused
 from podium.runtime.owned import Owned
 from podium.runtime.settings import Settings
+from podium.runtime.slots import a_slot_frees
 from podium.runtime.timers import Timers
 from podium.services import snapshot
 from podium.services.deliveries import WINDOW, Ledger
@@ -157,14 +158,10 @@ class Participant(BaseProcessor):
     # -- the processor ----------------------------------------------------------------
 
     async def before_poll(self) -> None:
-        """While every handler slot is busy, wait until one frees, or 100 ms; only if none
-        did, stop fetching (polling goes on: the session lives). Short handlers free a slot
-        within milliseconds, and pausing costs a fetch again (aiokafka drops what it
-        fetched for a paused partition), so a full participant waits before it pauses."""
-        if len(self._running) >= self.settings.concurrency:
-            await asyncio.wait(self._running, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+        """Stop fetching while every handler slot stays busy (`podium.runtime.slots`);
+        polling goes on, so the session lives."""
         consumer = self.loop.consumer
-        if len(self._running) >= self.settings.concurrency:
+        if not await a_slot_frees(self._running, self.settings.concurrency):
             consumer.pause(*consumer.assignment())
         elif consumer.paused():
             self.loop.reader.resume()
